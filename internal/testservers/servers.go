@@ -1,0 +1,38 @@
+package testservers
+
+import (
+	"testing"
+)
+
+// Server is a running test server.
+type Server struct {
+	*Process
+	Addr string // host:port that clients dial
+}
+
+// Endpoints returns the server's address as the []string that kvstore.New takes.
+func (s *Server) Endpoints() []string { return []string{s.Addr} }
+
+// forTest starts a server for one test and stops it when the test ends; a server that cannot
+// start fails the test with the reason (for a missing binary: "run `make tools`").
+func forTest(t testing.TB, start func() (*Server, error)) *Server {
+	t.Helper()
+	srv, err := start()
+	if err != nil {
+		t.Fatalf("test server: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// Etcd starts an etcd server (current release, v3 API) for the test.
+func Etcd(t testing.TB) *Server { t.Helper(); return forTest(t, StartEtcd) }
+
+// EtcdV2 starts an etcd 3.4 server with the legacy v2 API enabled (it serves v3 too).
+func EtcdV2(t testing.TB) *Server { t.Helper(); return forTest(t, StartEtcdV2) }
+
+// ZooKeeper starts a standalone ZooKeeper server for the test.
+func ZooKeeper(t testing.TB) *Server { t.Helper(); return forTest(t, StartZooKeeper) }
+
+// Consul starts a single-server Consul agent for the test.
+func Consul(t testing.TB) *Server { t.Helper(); return forTest(t, StartConsul) }
