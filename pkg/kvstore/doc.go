@@ -33,6 +33,24 @@
 // The conformance suite in package kvtest checks each of these lines on every backend, nothing
 // skipped.
 //
+// # Details every backend shares
+//
+//   - A key and a directory may share a name: "a" and "a/b" can both hold values. A path that is
+//     only a parent of keys ("a" when only "a/b" exists) is not a key: Get says ErrKeyNotFound,
+//     Exists says false, List never returns it, and Watch("a") sees nil.
+//   - LastIndex never repeats for a key, even after it is deleted and created again, so a stale
+//     previous can never win an AtomicPut or AtomicDelete.
+//   - A KeepAlive refresh is not a change: it neither moves LastIndex nor sends a Watch event.
+//     A Put without TTL (or a Delete) ends the keep-alive and the expiry of that key.
+//   - Locks: while held, Get(lockKey) returns LockOptions.Value, so followers can read who holds
+//     it; after Unlock the key is absent. Internal bookkeeping (sessions, queues) is never visible
+//     through List or WatchTree of the user's keys. The ctx given to Lock bounds only the wait:
+//     a held lock outlives it until Unlock, loss, or Close. A Locker can be locked again after
+//     Unlock. Unlock of a Locker that never locked returns ErrNotLocked; after a loss it returns
+//     nil. The lost channel closes on loss, on Unlock, and on Close.
+//   - Watch and WatchTree never miss the last change: a backend re-reads after reconnecting and
+//     sends the state if it differs from the last one sent.
+//
 // # TTL bounds
 //
 // A TTL key (or the lock of a dead holder) is gone within this time after its last write
