@@ -21,7 +21,7 @@ elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 have() { [ -e "$TOOLS/$1/$2" ]; }
 
 # publish NAME-VERSION TMPDIR: atomically moves a finished install into place.
-publish() { rm -rf "${TOOLS:?}/$1"; mv "$2" "$TOOLS/$1"; }
+publish() { chmod 755 "$2"; rm -rf "${TOOLS:?}/$1"; mv "$2" "$TOOLS/$1"; }
 
 apt_install() {
   local missing=()
@@ -62,11 +62,17 @@ tool_etcd-v2() { # Debian's etcd 3.4 still serves the legacy v2 API (with --enab
 
 tool_zookeeper() {
   local dir=zookeeper-$ZOOKEEPER_DEB_VERSION
-  have "$dir" zookeeper.jar && return 0
+  have "$dir" netty-codec.jar && return 0
   apt_install zookeeper
   [ -e "/usr/share/java/zookeeper-$ZOOKEEPER_DEB_VERSION.jar" ] || die "Debian's zookeeper is not $ZOOKEEPER_DEB_VERSION (update hack/tools.env)"
   local tmp; tmp=$(mktemp -d "$TOOLS/.tmp.XXXX")
   ln -s "/usr/share/java/zookeeper-$ZOOKEEPER_DEB_VERSION.jar" "$tmp/zookeeper.jar"
+  # The jar's manifest class path lacks netty-codec (needed by the Netty transport that TLS
+  # uses) and any SLF4J binding (without one the server logs nothing).
+  for jar in netty-codec slf4j-simple; do
+    [ -e "/usr/share/java/$jar.jar" ] || die "/usr/share/java/$jar.jar is missing (Debian package libnetty-java / libslf4j-java)"
+    ln -s "/usr/share/java/$jar.jar" "$tmp/$jar.jar"
+  done
   ln -s "$(readlink -f "$(command -v java)")" "$tmp/java"
   publish "$dir" "$tmp"
   say "zookeeper $ZOOKEEPER_DEB_VERSION ready"

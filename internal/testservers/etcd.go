@@ -3,22 +3,23 @@ package testservers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 )
 
 // StartEtcd starts the etcd release that `make tools` builds (see ETCD_VERSION).
-func StartEtcd() (*Server, error) {
+func StartEtcd(opts ...Option) (*Server, error) {
 	// --unsafe-no-fsync: test data need not survive a machine crash, only a process crash.
-	return startEtcd("ETCD_VERSION", "--unsafe-no-fsync")
+	return startEtcd(applyOptions(opts), "ETCD_VERSION", "--unsafe-no-fsync")
 }
 
 // StartEtcdV2 starts Debian's etcd 3.4 with --enable-v2, the last series that serves the v2 API.
-func StartEtcdV2() (*Server, error) {
-	return startEtcd("ETCD_DEB_VERSION", "--enable-v2=true")
+func StartEtcdV2(opts ...Option) (*Server, error) {
+	return startEtcd(applyOptions(opts), "ETCD_DEB_VERSION", "--enable-v2=true")
 }
 
-func startEtcd(versionKey string, extra ...string) (*Server, error) {
+func startEtcd(o options, versionKey string, extra ...string) (*Server, error) {
 	bin, err := toolPath("etcd", versionKey, "etcd")
 	if err != nil {
 		return nil, err
@@ -31,7 +32,13 @@ func startEtcd(versionKey string, extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, peer := "http://"+hostPort(ports[0]), "http://"+hostPort(ports[1])
+	scheme := "http://"
+	if o.tls != nil {
+		scheme = "https://"
+		extra = append(extra, "--cert-file", o.tls.ServerCertFile, "--key-file", o.tls.ServerKeyFile,
+			"--trusted-ca-file", o.tls.CAFile, "--client-cert-auth")
+	}
+	client, peer := scheme+hostPort(ports[0]), "http://"+hostPort(ports[1])
 	p.bin = bin
 	p.args = append([]string{
 		"--name", "kvop",
@@ -42,17 +49,18 @@ func startEtcd(versionKey string, extra ...string) (*Server, error) {
 		// A single member elects itself fast with short ticks; a restart is ready in milliseconds.
 		"--heartbeat-interval", "10", "--election-timeout", "100",
 	}, extra...)
-	p.ready = func(ctx context.Context) error { return etcdHealthy(ctx, client) }
+	httpc := httpClient(o.tls)
+	p.ready = func(ctx context.Context) error { return etcdHealthy(ctx, httpc, client) }
 	if err := p.start(); err != nil {
 		p.Stop()
 		return nil, err
 	}
-	return &Server{Process: p, Addr: hostPort(ports[0])}, nil
+	return &Server{Process: p, Addr: hostPort(ports[0]), TLS: o.tls}, nil
 }
 
 // etcdHealthy asks etcd's /health endpoint, which answers true once a leader serves reads.
-func etcdHealthy(ctx context.Context, url string) error {
-	body, err := httpGet(ctx, url+"/health")
+func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
+	body, err := httpGet(ctx, c, url+"/health", "")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,10 @@ import (
 const ZooKeeperTick = 200 * time.Millisecond
 
 // StartZooKeeper starts Debian's ZooKeeper as a standalone server.
-func StartZooKeeper() (*Server, error) {
+// With WithTLS it serves TLS (client certificate required) on the returned address and keeps a
+// plain-text port for its own readiness probe only.
+func StartZooKeeper(opts ...Option) (*Server, error) {
+	o := applyOptions(opts)
 	jar, err := toolPath("zookeeper", "ZOOKEEPER_DEB_VERSION", "zookeeper.jar")
 	if err != nil {
 		return nil, err
@@ -25,7 +29,16 @@ func StartZooKeeper() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(1)
+	// hack/tools.sh links the jars the Debian manifest leaves out beside zookeeper.jar.
+	classPath := jar
+	for _, extra := range []string{"netty-codec.jar", "slf4j-simple.jar"} {
+		p, err := toolPath("zookeeper", "ZOOKEEPER_DEB_VERSION", extra)
+		if err != nil {
+			return nil, err
+		}
+		classPath += ":" + p
+	}
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -45,18 +58,40 @@ clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,mntr
 `, ZooKeeperTick.Milliseconds(), filepath.Join(p.DataDir, "data"), ports[0])
+	addr := hostPort(ports[0])
+	if o.tls != nil {
+		// ZooKeeper reads PEM key and trust stores since 3.5.5; TLS needs the Netty transport.
+		cfg += fmt.Sprintf(`serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+secureClientPort=%d
+secureClientPortAddress=127.0.0.1
+ssl.keyStore.location=%s
+ssl.keyStore.type=PEM
+ssl.trustStore.location=%s
+ssl.trustStore.type=PEM
+ssl.clientAuth=need
+`, ports[1], o.tls.ServerPEMFile, o.tls.CAFile)
+		addr = hostPort(ports[1])
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	addr := hostPort(ports[0])
+	plain := hostPort(ports[0])
 	p.bin = java
-	p.args = []string{"-Xmx256m", "-XX:+UseSerialGC", "-cp", jar, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath}
-	p.ready = func(ctx context.Context) error { return zkOK(ctx, addr) }
+	p.args = []string{"-Xmx256m", "-XX:+UseSerialGC", "-cp", classPath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath}
+	p.ready = func(ctx context.Context) error {
+		if err := zkOK(ctx, plain); err != nil {
+			return err
+		}
+		if o.tls != nil {
+			return tlsHandshake(ctx, addr, o.tls)
+		}
+		return nil
+	}
 	if err := p.start(); err != nil {
 		p.Stop()
 		return nil, err
 	}
-	return &Server{Process: p, Addr: addr}, nil
+	return &Server{Process: p, Addr: addr, TLS: o.tls}, nil
 }
 
 // zkOK sends ZooKeeper's "srvr" four-letter word; a server that serves clients names its Mode
@@ -77,4 +112,14 @@ func zkOK(ctx context.Context, addr string) error {
 		return fmt.Errorf("%w: srvr answered %q", errNotYet, answer)
 	}
 	return nil
+}
+
+// tlsHandshake checks that addr completes a TLS handshake with the test client certificate.
+func tlsHandshake(ctx context.Context, addr string, ts *TLS) error {
+	d := tls.Dialer{Config: ts.ClientConfig()}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
