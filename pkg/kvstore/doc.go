@@ -43,7 +43,8 @@
 //   - A KeepAlive refresh is not a change: it neither moves LastIndex nor sends a Watch event.
 //     A Put without TTL (or a Delete) ends the keep-alive and the expiry of that key.
 //   - Locks: while held, Get(lockKey) returns LockOptions.Value, so followers can read who holds
-//     it; after Unlock the key is absent. Internal bookkeeping (sessions, queues) is never visible
+//     it, and its LastIndex stays the same for the whole tenure (refreshes are not changes) —
+//     pkg/leadership uses it as the fencing term; after Unlock the key is absent. Internal bookkeeping (sessions, queues) is never visible
 //     through List or WatchTree of the user's keys. The ctx given to Lock bounds only the wait:
 //     a held lock outlives it until Unlock, loss, or Close. A Locker can be locked again after
 //     Unlock. Unlock of a Locker that never locked returns ErrNotLocked; after a loss it returns
