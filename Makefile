@@ -42,3 +42,22 @@ lint: ## Check formatting (gofmt) and run go vet.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+##@ Code generation
+
+CONTROLLER_GEN ?= $(KVOP_TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
+
+.PHONY: generate
+generate: ## Generate DeepCopy methods (api/v1/zz_generated.deepcopy.go).
+	@[ -x "$(CONTROLLER_GEN)" ] || hack/tools.sh controller-gen
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+
+.PHONY: manifests
+manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml) from markers.
+	@[ -x "$(CONTROLLER_GEN)" ] || hack/tools.sh controller-gen
+	$(CONTROLLER_GEN) crd rbac:roleName=kvop-manager-role paths="./api/...;./controllers/..." \
+	  output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify-generated
+verify-generated: generate manifests ## Fail when generated files are stale (CI runs this).
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }

@@ -1,0 +1,2 @@
+// Package controllers holds kvop's reconcilers.
+package controllers
