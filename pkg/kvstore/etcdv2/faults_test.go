@@ -155,6 +155,40 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("Unlock with auth: %v", err)
 	}
 
+	// A user whose role grants only kvop's root directory can do everything.
+	if err := client.NewAuthRoleAPI(rootc).AddRole(ctx, "kvop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.NewAuthRoleAPI(rootc).GrantRoleKV(ctx, "kvop", []string{"/kvop/*"}, client.ReadWritePermission); err != nil {
+		t.Fatal(err)
+	}
+	users := client.NewAuthUserAPI(rootc)
+	if err := users.AddUser(ctx, "app", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.GrantUser(ctx, "app", []string{"kvop"}); err != nil {
+		t.Fatal(err)
+	}
+	app := open(t, srv.Endpoints(), &kvstore.Config{Username: "app", Password: "pw"})
+	mustPut(t, app, "auth/app/k", "v", &kvstore.WriteOptions{TTL: time.Second, KeepAlive: true})
+	if l, err := app.List(ctx, "auth"); err != nil || len(l) != 2 {
+		t.Errorf("List(auth) as app = %v, %v", l, err)
+	}
+	tree, err := app.WatchTree(ctx, "auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, tree, 5*time.Second, "WatchTree as app")
+	if err := app.Delete(ctx, "auth/app/k"); err != nil {
+		t.Errorf("Delete as app: %v", err)
+	}
+	if ev := next(t, tree, 5*time.Second, "WatchTree as app after Delete"); len(ev) != 1 {
+		t.Errorf("WatchTree as app after Delete = %v", ev)
+	}
+	if err := app.DeleteTree(ctx, "auth"); err != nil {
+		t.Errorf("DeleteTree as app: %v", err)
+	}
+
 	for name, cfg := range map[string]*kvstore.Config{
 		"wrong password": {Username: "root", Password: "wrong"},
 		"unknown user":   {Username: "nobody", Password: "x"},

@@ -99,8 +99,14 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 		case is(err, client.ErrorCodeNodeExist):
 			// Held by someone: wait for the next change of the node after the index the
 			// refusal carries, then try again. Any answer of the watch is worth a try.
+			index := etcdIndex(err)
+			if index == 0 { // no index to watch after: a watch might miss the release
+				delay = backoff(delay)
+				sleep(wctx, delay)
+				continue
+			}
 			delay = 0
-			w := s.kapi.Watcher(node, &client.WatcherOptions{AfterIndex: etcdIndex(err)})
+			w := s.kapi.Watcher(node, &client.WatcherOptions{AfterIndex: index})
 			if _, err := w.Next(wctx); err != nil && wctx.Err() == nil {
 				delay = backoff(delay)
 				sleep(wctx, delay)

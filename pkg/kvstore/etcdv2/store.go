@@ -100,12 +100,14 @@ func open(ctx context.Context, addrs []string, cfg *kvstore.Config) (*Store, err
 	return s, nil
 }
 
-// probe reads kvop's root directory: it needs a reachable member with a leader and, when v2
-// auth is on, valid credentials, and it writes nothing.
+// probe reads a node below kvop's root that never exists (the value node of the empty key): it
+// needs a reachable member with a leader and, when v2 auth is on, valid credentials, and it
+// writes nothing. Below the root rather than the root itself, so that a user whose role grants
+// just "/kvop/*" passes.
 func (s *Store) probe(ctx context.Context, eps []string) error {
 	octx, cancel := s.opCtx(ctx)
 	defer cancel()
-	_, err := s.kapi.Get(octx, root, &client.GetOptions{Quorum: true})
+	_, err := s.kapi.Get(octx, root+"/"+marker, &client.GetOptions{Quorum: true})
 	if err == nil || is(err, client.ErrorCodeKeyNotFound) {
 		return nil
 	}
