@@ -2,7 +2,6 @@ package etcdv2
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -283,11 +282,9 @@ func (h *hold) watch() {
 		}
 		// The watch broke (server gone, history outdated): read the node, and watch on after
 		// the read if it is still ours.
-		if !errors.Is(err, context.DeadlineExceeded) {
-			delay = backoff(delay)
-			if !sleep(ctx, delay) {
-				return
-			}
+		delay = backoff(delay)
+		if !sleep(ctx, delay) {
+			return
 		}
 		rctx, rcancel := s.opCtx(ctx)
 		n, index, rerr := s.read(rctx, h.key, false)
