@@ -9,7 +9,6 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kvop/kvop/internal/testservers"
-	"github.com/kvop/kvop/pkg/kvstore"
 )
 
 // BenchmarkStore measures kvop against the bare ZooKeeper client doing the equivalent requests
@@ -128,5 +127,3 @@ func BenchmarkStore(b *testing.B) {
 		})
 	})
 }
-
-var _ = kvstore.ZooKeeper
