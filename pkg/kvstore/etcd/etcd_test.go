@@ -9,26 +9,12 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/kvop/kvop/internal/testservers"
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
 // The tests here are about etcd itself: connections, auth, restarts and leases.
-
-// rawClient is a plain etcd client for setting up what kvop must cope with.
-func rawClient(t testing.TB, addr string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // closedPort returns an address where nothing listens.
 func closedPort(t *testing.T) string {
@@ -98,6 +84,7 @@ func TestOpenUnreachable(t *testing.T) {
 
 // A server that goes away after Open: requests fail with ErrNotReachable within the timeout.
 func TestRequestUnreachable(t *testing.T) {
+	noLeaks(t)
 	srv := testservers.Etcd(t)
 	const timeout = 500 * time.Millisecond
 	st := openStore(t, srv.Endpoints(), &kvstore.Config{ConnectionTimeout: timeout})
@@ -221,6 +208,7 @@ func TestTLS(t *testing.T) {
 // Watches go on across a server crash and restart, and what changes right after the restart
 // is delivered.
 func TestWatchAcrossRestart(t *testing.T) {
+	noLeaks(t)
 	srv := testservers.Etcd(t)
 	ctx := t.Context()
 	st := openStore(t, srv.Endpoints(), &kvstore.Config{ConnectionTimeout: 2 * time.Second})
@@ -306,6 +294,7 @@ func TestWatchAfterCompaction(t *testing.T) {
 // A holder whose server stops answering for longer than the lock's TTL loses the lock: its
 // lease may have expired, and another client may hold the lock by now.
 func TestLockLostWhenServerPaused(t *testing.T) {
+	noLeaks(t)
 	srv := testservers.Etcd(t)
 	ctx := t.Context()
 	st := openStore(t, srv.Endpoints(), &kvstore.Config{ConnectionTimeout: time.Second})

@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
@@ -19,17 +23,37 @@ func openStore(t testing.TB, addrs []string, cfg *kvstore.Config) kvstore.Store 
 	return st
 }
 
-// within reports whether ch yields a value or closes within d; it returns the value.
-func within[T any](ch <-chan T, d time.Duration) (v T, ok bool, open bool) {
-	select { // a ready channel wins over an expired timer
-	case v, open = <-ch:
-		return v, true, open
-	default:
+// rawClient is a plain etcd client for setting up what kvop must cope with.
+func rawClient(t testing.TB, addr string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case v, open = <-ch:
-		return v, true, open
-	case <-time.After(d):
-		return v, false, false
-	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// noLeaks fails t if goroutines started during it still run after its cleanups (stores
+// closed, servers stopped): call it first, so that its check runs last.
+func noLeaks(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := goleak.Find(before)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("goroutines left behind: %v", err)
+				return
+			}
+		}
+	})
 }

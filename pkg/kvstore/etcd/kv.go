@@ -16,11 +16,16 @@ import (
 // pair converts an etcd key-value. LastIndex is the ModRevision: the store-wide revision of
 // the key's last change, which grows with every write and never repeats, even after a delete.
 func pair(kv *mvccpb.KeyValue) *kvstore.KVPair {
+	p := pairValue(kv)
+	return &p
+}
+
+func pairValue(kv *mvccpb.KeyValue) kvstore.KVPair {
 	v := kv.Value
 	if v == nil {
 		v = []byte{} // an empty value is a value, not an absent one
 	}
-	return &kvstore.KVPair{Key: string(kv.Key), Value: v, LastIndex: uint64(kv.ModRevision)}
+	return kvstore.KVPair{Key: string(kv.Key), Value: v, LastIndex: uint64(kv.ModRevision)}
 }
 
 func dirPrefix(dir string) string { return dir + "/" }
@@ -143,8 +148,10 @@ func (s *Store) list(ctx context.Context, dir string) ([]*kvstore.KVPair, int64,
 		return nil, 0, err
 	}
 	pairs := make([]*kvstore.KVPair, len(resp.Kvs))
+	backing := make([]kvstore.KVPair, len(resp.Kvs)) // one allocation for all the pairs
 	for i, kv := range resp.Kvs {
-		pairs[i] = pair(kv)
+		backing[i] = pairValue(kv)
+		pairs[i] = &backing[i]
 	}
 	return pairs, resp.Header.Revision, nil
 }

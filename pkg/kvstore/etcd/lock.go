@@ -69,7 +69,14 @@ func (s *Store) NewLock(_ context.Context, key string, opts *kvstore.LockOptions
 	return l, nil
 }
 
+// enter waits for the Locker, or for ctx. A free Locker is taken even with a done ctx, so that
+// an Unlock given a cancelled context still releases.
 func (l *locker) enter(ctx context.Context) error {
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case l.sem <- struct{}{}:
 		return nil
