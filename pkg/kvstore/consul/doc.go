@@ -29,7 +29,8 @@
 // Put is one transaction [delete, set]: Consul keeps a key's session across a plain write and
 // skips writes that change nothing, so the delete is what makes a plain Put end a key's
 // expiry and always move LastIndex. AtomicPut adds a check (check-not-exists, or check-index
-// of previous.LastIndex) in front, in the same transaction; AtomicDelete is a delete-cas.
+// of previous.LastIndex) in front, in the same transaction. AtomicDelete is [check-index,
+// delete] (not Consul's delete-cas, which reports success on an absent key).
 //
 // # TTL keys
 //
