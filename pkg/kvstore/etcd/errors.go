@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -38,34 +39,21 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 
 // isAuthError reports whether the server refused who we are.
 func isAuthError(err error) bool {
-	for _, e := range []error{
-		rpctypes.ErrAuthFailed, rpctypes.ErrPermissionDenied, rpctypes.ErrUserEmpty,
-		rpctypes.ErrInvalidAuthToken, rpctypes.ErrUserNotFound,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	switch status.Code(err) {
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return true
-	}
-	return false
+	return isAny(err, rpctypes.ErrAuthFailed, rpctypes.ErrPermissionDenied, rpctypes.ErrUserEmpty,
+		rpctypes.ErrInvalidAuthToken, rpctypes.ErrUserNotFound) ||
+		status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied
 }
 
 // isUnreachable reports whether a request failed for want of a server that answers: our
 // per-request timeout, a connection gRPC could not make, or a cluster without a leader.
 func isUnreachable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) ||
-		errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) ||
-		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrStopped) {
-		return true
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return true
-	}
-	return false
+	return isAny(err, context.DeadlineExceeded, rpctypes.ErrNoLeader, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrStopped) ||
+		status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded
+}
+
+func isAny(err error, targets ...error) bool {
+	return slices.ContainsFunc(targets, func(target error) bool { return errors.Is(err, target) })
 }
 
 // tlsCheck does a TLS handshake with every endpoint at once, without gRPC, because gRPC

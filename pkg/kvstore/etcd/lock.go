@@ -135,7 +135,10 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 			Commit()
 		cancel()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			continue // the lease expired before we used it: ss.lost() will be true
+			// The lease expired before we used it (the server was away): take a new one.
+			_ = ss.release(ctx)
+			ss = nil
+			continue
 		}
 		if err != nil {
 			return fail(err)

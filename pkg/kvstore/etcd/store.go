@@ -161,8 +161,9 @@ func openError(parent, ctx context.Context, eps []string, timeout time.Duration,
 }
 
 // Close ends every watch, keep-alive and lock of the store (revoking the leases of held locks
-// so that waiters elsewhere take over at once) and closes the client. KeepAlive keys are not
-// deleted: they expire within their TTL, as when the process dies.
+// so that waiters elsewhere take over at once; with no server, that waits ConnectionTimeout)
+// and closes the client. KeepAlive keys are not deleted: they expire within their TTL, as when
+// the process dies.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed.Swap(true) {
