@@ -15,7 +15,7 @@
 //
 //	func BenchmarkStore(b *testing.B) {
 //		b.Run("kvop", func(b *testing.B) { kvtest.Bench(b, openStore) })
-//		b.Run("raw", func(b *testing.B) { kvtest.BenchOps(b, rawOps) })
+//		b.Run("raw", func(b *testing.B) { kvtest.BenchOps(b, rawOps(b)) }) // a kvtest.Ops
 //	}
 //
 // Every subtest works below a key prefix of its own ("kvtest/<run>/<subtest>"), so all of
@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,14 +79,14 @@ func subtests() []subtest {
 	return all
 }
 
-// Run runs the conformance suite against s: one parallel subtest per behaviour. It must be
-// called from a top-level test (the crash subtests re-run it by name in a writer process) of a
-// package whose TestMain calls Main. After every subtest has finished and closed its stores,
-// it fails t if goroutines started during the suite are still running (see checkLeaks); run
-// no other test of the package in parallel with it, or their goroutines would count too.
+// Run runs the conformance suite against s: one parallel subtest per behaviour. The test
+// package's TestMain must call Main (the crash subtests re-execute the test binary). After
+// every subtest has finished and closed its stores, Run fails t if goroutines started during
+// the suite are still running (see checkLeaks); so run no other test of the package in
+// parallel with it, or their goroutines would count too.
 func Run(t *testing.T, s Suite) {
 	t.Helper()
-	if os.Getenv(envChild) != "" {
+	if os.Getenv(envWriter) != "" {
 		// Only reachable when TestMain does not call Main: the writer process would run the
 		// suite again and fork writers of its own.
 		t.Fatalf("kvtest: this test binary is a kvtest writer process; the package's TestMain must call kvtest.Main(m)")
@@ -96,10 +97,12 @@ func Run(t *testing.T, s Suite) {
 	if s.TTL <= 0 {
 		s.TTL = defaultTTL
 	}
-	top, _, _ := strings.Cut(t.Name(), "/")
-	if top != t.Name() {
-		t.Fatalf("kvtest: Run must be called from a top-level test, not from subtest %q", t.Name())
+	// The writer processes of the crash subtests are started with -test.run naming this test.
+	parts := strings.Split(t.Name(), "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
 	}
+	runPattern := strings.Join(parts, "/")
 	// A run id keeps reruns (-count=N) and other runs against the same server apart.
 	run := fmt.Sprintf("%x-%04x", time.Now().UnixNano()&0xffffffffff, rand.IntN(1<<16))
 
@@ -107,7 +110,7 @@ func Run(t *testing.T, s Suite) {
 	for _, st := range subtests() {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()
-			st.run(newEnv(t, s, "kvtest/"+run+"/"+st.name, top))
+			st.run(newEnv(t, s, "kvtest/"+run+"/"+st.name, runPattern))
 		})
 	}
 }
