@@ -86,7 +86,9 @@ func (c *Candidate) setLeader(leader bool, term uint64) {
 // campaign retries them with backoff; a slow reader misses some) and the error that ended the
 // campaign, if one did (the store was closed, the key is invalid). Both channels close when the
 // campaign ends, and leadership is released at once (not left to expire) when ctx is cancelled.
-// Run one campaign per Candidate at a time.
+// Read elected: a leader that steps down (Resign, a cancelled ctx) first tells its reader "false"
+// and only then releases the key, so that the reader stops acting as leader before any other
+// candidate can start. Run one campaign per Candidate at a time.
 func (c *Candidate) RunForElection(ctx context.Context) (elected <-chan bool, errs <-chan error) {
 	electedCh := make(chan bool)
 	errCh := make(chan error, 1)
@@ -150,7 +152,7 @@ func (c *Candidate) campaign(ctx context.Context, elected chan<- bool, errs chan
 		}
 		c.setLeader(true, term)
 		if !send(ctx, elected, true) {
-			c.stepDown(lock)
+			c.stepDown(ctx, lock, elected)
 			return
 		}
 		select {
@@ -161,17 +163,12 @@ func (c *Candidate) campaign(ctx context.Context, elected chan<- bool, errs chan
 				return
 			}
 		case <-c.resign:
-			c.stepDown(lock)
-			if !send(ctx, elected, false) {
+			if !c.stepDown(ctx, lock, elected) {
 				return
 			}
 			c.yield(ctx)
 		case <-ctx.Done():
-			c.stepDown(lock)
-			select { // tell a reader that is still listening; never block a gone one
-			case elected <- false:
-			default:
-			}
+			c.stepDown(ctx, lock, elected)
 			return
 		}
 	}
@@ -190,11 +187,23 @@ func (c *Candidate) confirm(ctx context.Context) (uint64, error) {
 	return pair.LastIndex, nil
 }
 
-// stepDown stops claiming leadership before it gives the lock back, so that this candidate and
-// its successor never both claim to lead.
-func (c *Candidate) stepDown(lock kvstore.Locker) {
+// stepDown gives leadership up in an order that never lets two leaders overlap: this candidate
+// stops claiming it (IsLeader), its reader is told (elected <- false) and only then is the lock
+// released for a successor. When ctx is done the reader may be gone, so the "false" is offered
+// but not waited for. It reports whether the campaign goes on.
+func (c *Candidate) stepDown(ctx context.Context, lock kvstore.Locker, elected chan<- bool) (goOn bool) {
 	c.setLeader(false, 0)
-	c.release(lock)
+	defer c.release(lock)
+	select {
+	case elected <- false:
+		return true
+	case <-ctx.Done():
+		select {
+		case elected <- false:
+		default:
+		}
+		return false
+	}
 }
 
 func (c *Candidate) release(lock kvstore.Locker) {
