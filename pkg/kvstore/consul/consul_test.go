@@ -354,13 +354,16 @@ func TestWatchAcrossRestart(t *testing.T) {
 	}
 	<-tree
 	// A lock and a KeepAlive key survive a short outage: sessions are in the raft state, and
-	// the holder keeps renewing once the server is back.
-	l, _ := st.NewLock(ctx, "restart/lock", &kvstore.LockOptions{Value: []byte("me"), TTL: 4 * time.Second})
+	// the holder keeps renewing once the server is back. The TTL is well above a restart's
+	// length on a loaded machine: a holder whose renewals fail for a whole TTL rightly reports
+	// the lock lost.
+	const outageTTL = 8 * time.Second
+	l, _ := st.NewLock(ctx, "restart/lock", &kvstore.LockOptions{Value: []byte("me"), TTL: outageTTL})
 	lost, err := l.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(ctx, "restart/ttl", []byte("v"), &kvstore.WriteOptions{TTL: 4 * time.Second, KeepAlive: true}); err != nil {
+	if err := st.Put(ctx, "restart/ttl", []byte("v"), &kvstore.WriteOptions{TTL: outageTTL, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill()
@@ -368,7 +371,7 @@ func TestWatchAcrossRestart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(testTTLBound(4 * time.Second))
+	time.Sleep(testTTLBound(outageTTL))
 	select {
 	case <-lost:
 		t.Fatal("lock lost across a short server restart")
