@@ -29,9 +29,24 @@ help: ## Show this help.
 tools: ## Install or build every server and tool the tests need into $(KVOP_TOOLS) (cached by version).
 	@hack/tools.sh
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
 .PHONY: build
-build: ## Build kvop's binaries into ./bin.
-	$(GO) build -o $(BIN)/ ./cmd/...
+build: ## Build kvop's binaries (manager, kvop CLI) into ./bin.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: manifests ## Run the manager against the cluster in ~/.kube/config (or $$KUBECONFIG).
+	$(GO) run ./cmd/manager --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+
+.PHONY: fmt
+fmt: ## Format the code (gofmt -w).
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
 
 .PHONY: test
 test: tools ## Run every test with -race against real servers (installs them first).
@@ -61,3 +76,31 @@ manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml) 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files are stale (CI runs this).
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+
+##@ Packaging
+
+KUSTOMIZE ?= $(KVOP_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
+IMG ?= kvop/manager:dev
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC and the manager Deployment for `kubectl apply -f`.
+	@[ -x "$(KUSTOMIZE)" ] || hack/tools.sh kustomize
+	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+	@echo "wrote dist/install.yaml"
+
+##@ Helm chart
+
+HELM ?= $(KVOP_TOOLS)/helm-$(HELM_VERSION)/helm
+
+.PHONY: chart-crds
+chart-crds: ## Regenerate the chart's CRD and manager ClusterRole templates from config/ (run after `make manifests`).
+	hack/sync-chart-crds.sh
+
+.PHONY: helm-lint
+helm-lint: ## Lint charts/kvop (helm lint --strict) and run its render/install tests (test/chart).
+	@[ -x "$(HELM)" ] || hack/tools.sh helm
+	$(HELM) lint --strict charts/kvop
+	$(HELM) lint --strict charts/kvop --set replicas=2,watchNamespace=apps,rbac.namespaced=true,persistence.enabled=true,metrics.secure=true,metrics.serviceMonitor.enabled=true
+	$(GO) test $(TEST_FLAGS) ./test/chart/...

@@ -10,7 +10,7 @@ type Backend string
 
 // KVEndpointSpec describes how to reach one key/value store.
 // +kubebuilder:validation:XValidation:rule="self.backend == 'boltdb' ? !has(self.endpoints) || size(self.endpoints) == 0 : has(self.endpoints) && size(self.endpoints) > 0",message="spec.endpoints is required for every backend but boltdb, and forbidden for boltdb (use spec.path)"
-// +kubebuilder:validation:XValidation:rule="self.backend == 'boltdb' ? has(self.path) && self.path != ” : !has(self.path)",message="spec.path is required for boltdb and only allowed for boltdb"
+// +kubebuilder:validation:XValidation:rule="self.backend == 'boltdb' ? has(self.path) && size(self.path) > 0 : !has(self.path)",message="spec.path is required for boltdb and only allowed for boltdb"
 // +kubebuilder:validation:XValidation:rule="self.backend != 'boltdb' || (!has(self.tls) && !has(self.credentialsSecretRef))",message="boltdb is a local file: spec.tls and spec.credentialsSecretRef do not apply"
 type KVEndpointSpec struct {
 	// Backend is the kind of store: consul, etcd (v3 API), etcdv2 (legacy v2 API), zookeeper, or

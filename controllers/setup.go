@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/kvop/kvop/controllers/kvendpoint"
+	"github.com/kvop/kvop/controllers/leaderlease"
+	"github.com/kvop/kvop/controllers/registration"
+	"github.com/kvop/kvop/controllers/storepool"
+)
+
+// Options configure kvop's controllers.
+type Options struct {
+	// ClusterID marks every entry this install writes (with the Registration's UID), so that
+	// installs sharing a backend never delete each other's entries. "" means the UID of the
+	// kube-system namespace, which is unique per cluster and stable.
+	ClusterID string
+	// ProbeInterval is how often each KVEndpoint's store is probed; 0 means 30s.
+	ProbeInterval time.Duration
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+}
+
+// Setup adds the store pool and the three controllers to mgr.
+func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*storepool.Pool, error) {
+	if opts.ClusterID == "" {
+		id, err := clusterID(ctx, mgr.GetAPIReader())
+		if err != nil {
+			return nil, err
+		}
+		opts.ClusterID = id
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = 30 * time.Second
+	}
+	pool := storepool.New()
+	if err := mgr.Add(pool); err != nil {
+		return nil, err
+	}
+	if err := (&kvendpoint.Reconciler{
+		Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("kvop-kvendpoint"),
+		ProbeInterval: opts.ProbeInterval,
+	}).SetupWithManager(mgr, opts.SkipNameValidation); err != nil {
+		return nil, fmt.Errorf("kvendpoint controller: %w", err)
+	}
+	if err := (&registration.Reconciler{
+		Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("kvop-registration"),
+		ClusterID: opts.ClusterID,
+	}).SetupWithManager(mgr, opts.SkipNameValidation); err != nil {
+		return nil, fmt.Errorf("registration controller: %w", err)
+	}
+	if err := (&leaderlease.Reconciler{
+		Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("kvop-leaderlease"),
+	}).SetupWithManager(mgr, opts.SkipNameValidation); err != nil {
+		return nil, fmt.Errorf("leaderlease controller: %w", err)
+	}
+	return pool, nil
+}
+
+// The default cluster id is read once at start-up.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get,resourceNames=kube-system
+
+// clusterID returns the UID of the kube-system namespace.
+func clusterID(ctx context.Context, c client.Reader) (string, error) {
+	var ns corev1.Namespace
+	if err := c.Get(ctx, client.ObjectKey{Name: "kube-system"}, &ns); err != nil {
+		return "", fmt.Errorf("reading the kube-system namespace for the default --cluster-id (set --cluster-id to avoid it): %w", err)
+	}
+	return string(ns.UID), nil
+}
