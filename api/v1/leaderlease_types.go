@@ -67,6 +67,13 @@ type LeaderLeaseStatus struct {
 	// +optional
 	Leader string `json:"leader,omitempty"`
 
+	// LastLeader is the most recent non-empty leader: the same as Leader while someone leads,
+	// the last holder while nobody does. Transitions count changes of it, so a leader that
+	// loses the lease and wins it back (a new term, e.g. across a restart of kvop) is not a
+	// transition.
+	// +optional
+	LastLeader string `json:"lastLeader,omitempty"`
+
 	// LeaderSince is when the current leader took the lease.
 	// +optional
 	LeaderSince *metav1.Time `json:"leaderSince,omitempty"`

@@ -1,0 +1,90 @@
+package leaderlease
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// isCandidate reports whether a pod (matching the selector) campaigns: Ready and not
+// terminating.
+func isCandidate(pod *corev1.Pod) bool {
+	if pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// wantedLabel is the leader label value a pod matching the selector should carry, or "" to
+// leave it as it is.
+func wantedLabel(pod *corev1.Pod, leader string, current string, present bool) string {
+	switch {
+	case pod.Name == leader:
+		return "true"
+	case leader != "" || !isCandidate(pod) || !present:
+		return "false"
+	default:
+		// Nobody leads: a Ready candidate keeps its value, so that the last leader keeps
+		// "true" through a handover or a restart of kvop instead of flapping.
+		return current
+	}
+}
+
+// labelPods sets the leader label on the pods that match the selector. Demotions go first, so
+// that kvop never has two pods carry "true" at once.
+func (r *Reconciler) labelPods(ctx context.Context, pods []corev1.Pod, label, leader string) error {
+	type change struct {
+		pod   *corev1.Pod
+		value string
+	}
+	var demote, promote []change
+	for i := range pods {
+		pod := &pods[i] // a terminating pod too: it must not be listed as leader while it goes
+		current, present := pod.Labels[label]
+		want := wantedLabel(pod, leader, current, present)
+		switch {
+		case present && current == want:
+		case want == "true":
+			promote = append(promote, change{pod, want})
+		default:
+			demote = append(demote, change{pod, want})
+		}
+	}
+	for _, c := range append(demote, promote...) {
+		if err := r.setPodLabel(ctx, c.pod, label, c.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setPodLabel merge-patches one label of a pod; value "" removes it. A pod that is gone
+// needs no label.
+func (r *Reconciler) setPodLabel(ctx context.Context, pod *corev1.Pod, label, value string) error {
+	before := pod.DeepCopy()
+	if value == "" {
+		delete(pod.Labels, label)
+	} else {
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		pod.Labels[label] = value
+	}
+	if err := r.Patch(ctx, pod, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("labelling pod %s: %w", pod.Name, err)
+	}
+	return nil
+}
+
+func hasLabel(pod *corev1.Pod, label string) bool {
+	_, ok := pod.Labels[label]
+	return ok
+}
