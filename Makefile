@@ -58,6 +58,14 @@ lint: ## Check formatting (gofmt) and run go vet.
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+##@ Demo
+
+.PHONY: demo
+demo: build ## A local control plane with kvop: pods registered, a leader elected and moved (DEMO_NONINTERACTIVE=1: no pauses).
+	@hack/tools.sh envtest kubectl
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	@$(BIN)/demo
+
 ##@ Code generation
 
 CONTROLLER_GEN ?= $(KVOP_TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
@@ -72,10 +80,11 @@ manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml) 
 	@[ -x "$(CONTROLLER_GEN)" ] || hack/tools.sh controller-gen
 	$(CONTROLLER_GEN) crd rbac:roleName=kvop-manager-role paths="./api/...;./controllers/..." \
 	  output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@hack/sync-chart-crds.sh
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files are stale (CI runs this).
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
 ##@ Packaging
 
@@ -104,3 +113,9 @@ helm-lint: ## Lint charts/kvop (helm lint --strict) and run its render/install t
 	$(HELM) lint --strict charts/kvop
 	$(HELM) lint --strict charts/kvop --set replicas=2,watchNamespace=apps,rbac.namespaced=true,persistence.enabled=true,metrics.secure=true,metrics.serviceMonitor.enabled=true
 	$(GO) test $(TEST_FLAGS) ./test/chart/...
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: tools ## Benchmark kvop side by side with its peers (issue 10) and write docs/benchmarks.md (~15 min; see hack/bench.sh).
+	hack/bench.sh

@@ -19,6 +19,7 @@ import (
 
 	kvopv1 "github.com/kvop/kvop/api/v1"
 	"github.com/kvop/kvop/controllers"
+	_ "github.com/kvop/kvop/pkg/kvstore/all" // every backend a KVEndpoint may name
 )
 
 // version is set at build time (-ldflags "-X main.version=...").

@@ -83,3 +83,6 @@ func toolPath(name, versionKey, file string) (string, error) {
 	}
 	return p, nil
 }
+
+// Kubectl returns the kubectl that `make tools` builds.
+func Kubectl() (string, error) { return toolPath("kubectl", "KUBERNETES_VERSION", "kubectl") }
