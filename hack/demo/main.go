@@ -397,7 +397,6 @@ func (d *demo) metrics() {
 	}
 }
 
-
 const demoManifest = `
 apiVersion: v1
 kind: Namespace
