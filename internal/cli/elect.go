@@ -32,7 +32,8 @@ When kvop becomes leader it starts CMD, with kvop's standard input, output and e
                     refuse writes from an older term: that stops a paused, deposed leader.
   KVOP_LEADER_KEY   the election's key in the store
   KVOP_LEADER_ID    this candidate's --id
-in its environment. CMD runs in a process group of its own, which kvop stops as a whole.
+in its environment. CMD runs in a process group of its own, which kvop stops as a whole (so
+CMD cannot read from a terminal; Ctrl-C goes to kvop, which then stops CMD in order).
 
 When leadership is lost (the store expired or lost kvop's session, someone deleted the key),
 kvop stops CMD — SIGTERM to its process group, SIGKILL after --grace — and campaigns again;
