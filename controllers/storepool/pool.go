@@ -25,7 +25,8 @@ type Store struct {
 	// through an older generation (keep-alives, campaigns) must be written again.
 	Generation uint64
 
-	hash string // of everything the connection was built from; a change means replace
+	hash string        // of everything the connection was built from; a change means replace
+	raw  kvstore.Store // the backend's store, unwrapped (for kvstore.Abandon)
 
 	// written records, per key, the value this connection wrote with KeepAlive, so that a
 	// controller rewrites an entry only when it changed or vanished — not on every reconcile
@@ -82,8 +83,9 @@ func (p *Pool) Get(endpoint types.NamespacedName) *Store {
 
 // Ensure returns the endpoint's store, opening it with open when there is none or when hash (a
 // digest of the spec and Secrets it is built from) differs from the open one's. A replaced store
-// is closed after the new one is in place. When open fails the old store (if any) is kept: a
-// typo in a new spec must not cut a working connection.
+// is abandoned after the new one is in place (kvstore.Abandon: its TTL keys live on until the
+// controllers have rewritten them through the new one). When open fails the old store (if any)
+// is kept: a typo in a new spec must not cut a working connection.
 func (p *Pool) Ensure(ctx context.Context, endpoint types.NamespacedName, backend kvstore.Backend, prefix, hash string,
 	open func(ctx context.Context) (kvstore.Store, error)) (s *Store, opened bool, err error) {
 	if s := p.Get(endpoint); s != nil && s.hash == hash {
@@ -96,12 +98,12 @@ func (p *Pool) Ensure(ctx context.Context, endpoint types.NamespacedName, backen
 	p.mu.Lock()
 	p.generation++
 	s = &Store{Store: Instrument(raw, backend), Backend: backend, Prefix: prefix, Generation: p.generation,
-		hash: hash, written: map[string]string{}}
+		hash: hash, raw: raw, written: map[string]string{}}
 	old := p.stores[endpoint]
 	p.stores[endpoint] = s
 	p.mu.Unlock()
 	if old != nil {
-		_ = old.Close()
+		_ = kvstore.Abandon(old.raw)
 	}
 	p.notify(endpoint)
 	return s, true, nil
@@ -141,18 +143,22 @@ func (p *Pool) notify(endpoint types.NamespacedName) {
 	}
 }
 
-// Close closes every store (when the manager stops).
+// Close lets go of every store when the manager stops. The stores are abandoned, not closed
+// (kvstore.Abandon): locks are released, but what the stores keep alive — every Registration's
+// entries — lives on for its TTL, so that the next manager (a restart, a rolling update, a
+// leader-election handover) rewrites the entries before they could expire. Closing would end a
+// ZooKeeper session and delete them all at once.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	stores := p.stores
 	p.stores = map[types.NamespacedName]*Store{}
 	p.mu.Unlock()
 	for _, s := range stores {
-		_ = s.Close()
+		_ = kvstore.Abandon(s.raw)
 	}
 }
 
-// Start implements manager.Runnable: the pool lives as long as the manager and closes its
+// Start implements manager.Runnable: the pool lives as long as the manager and lets go of its
 // stores when the manager stops.
 func (p *Pool) Start(ctx context.Context) error {
 	<-ctx.Done()

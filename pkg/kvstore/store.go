@@ -117,3 +117,22 @@ type Store interface {
 	// Close releases locks, sessions and keep-alives and ends every watch.
 	Close() error
 }
+
+// Abandoner is implemented by stores whose Close ends more than the death of the process would:
+// ZooKeeper's Close ends its session, which deletes its ephemeral nodes (TTL keys) at once.
+// Abandon releases held locks like Close, but lets go of the connection without ending what it
+// keeps alive, so TTL keys expire within their bound — as if the process had died — unless
+// another store takes them over first. A process that hands its keys to a successor (an
+// operator restarting) abandons its stores instead of closing them.
+type Abandoner interface {
+	Abandon() error
+}
+
+// Abandon abandons s when it is an Abandoner and closes it otherwise (for every other backend
+// Close already leaves TTL keys to expire).
+func Abandon(s Store) error {
+	if a, ok := s.(Abandoner); ok {
+		return a.Abandon()
+	}
+	return s.Close()
+}

@@ -25,15 +25,26 @@ import (
 
 type lockSet struct {
 	mu   sync.Mutex
-	held map[*holding]struct{}
+	held map[*holding]*locker
 }
 
-func (ls *lockSet) init() { ls.held = map[*holding]struct{}{} }
+func (ls *lockSet) init() { ls.held = map[*holding]*locker{} }
 
-func (ls *lockSet) add(h *holding) {
+func (ls *lockSet) add(h *holding, l *locker) {
 	ls.mu.Lock()
-	ls.held[h] = struct{}{}
+	ls.held[h] = l
 	ls.mu.Unlock()
+}
+
+// lockers returns the lockers that hold a lock now.
+func (ls *lockSet) lockers() []*locker {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	out := make([]*locker, 0, len(ls.held))
+	for _, l := range ls.held {
+		out = append(out, l)
+	}
+	return out
 }
 
 func (ls *lockSet) remove(h *holding) {
@@ -141,7 +152,7 @@ func (l *locker) acquire(ctx context.Context) (*holding, error) {
 			s.spawn(func() { l.dropEntry(seq) })
 			return nil, err
 		}
-		s.locks.add(h)
+		s.locks.add(h, l)
 		if !s.spawn(func() { l.monitor(h) }) {
 			h.lose()
 			return nil, kvstore.ErrClosed

@@ -38,7 +38,9 @@ type Store struct {
 	locks lockSet  // held locks, to report their loss
 
 	dialMu      sync.Mutex
-	lastDialErr error // why the last connection attempt failed, for Open's error
+	lastDialErr error    // why the last connection attempt failed, for Open's error
+	live        net.Conn // the connection in use, so that Abandon can drop it
+	abandoned   bool     // Abandon was called: dial no more
 }
 
 var _ kvstore.Store = (*Store)(nil)
@@ -94,6 +96,12 @@ func Open(ctx context.Context, addrs []string, cfg *kvstore.Config) (kvstore.Sto
 // dial opens one connection to a server, over TLS when configured; ZooKeeper 3.5+ serves TLS
 // on its secureClientPort. It remembers the failure so that Open can say why it gave up.
 func (s *Store) dial(network, addr string, _ time.Duration) (net.Conn, error) {
+	s.dialMu.Lock()
+	abandoned := s.abandoned
+	s.dialMu.Unlock()
+	if abandoned {
+		return nil, errAbandoned
+	}
 	d := &net.Dialer{Timeout: s.cfg.ConnectionTimeout}
 	var conn net.Conn
 	var err error
@@ -114,8 +122,37 @@ func (s *Store) dial(network, addr string, _ time.Duration) (net.Conn, error) {
 	}
 	s.dialMu.Lock()
 	s.lastDialErr = err
+	if err == nil {
+		s.live = conn
+	}
 	s.dialMu.Unlock()
 	return conn, err
+}
+
+// errAbandoned: the store was abandoned and opens no connection any more.
+var errAbandoned = errors.New("store abandoned")
+
+// Abandon releases every held lock, then lets go of the connection without ending the session:
+// the server expires the session after the session timeout, so this store's TTL keys outlive it
+// by up to that long — as if the process had died — and a successor that writes them meanwhile
+// (taking the ephemeral nodes over into its own session) leaves no gap. Close, by contrast, ends
+// the session and deletes them at once. The store is closed afterwards.
+func (s *Store) Abandon() error {
+	for _, l := range s.locks.lockers() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		_ = l.Unlock(ctx)
+		cancel()
+	}
+	s.dialMu.Lock()
+	s.abandoned = true
+	live := s.live
+	s.dialMu.Unlock()
+	if live != nil {
+		// The client's close-session request can no longer reach the server: it is queued on a
+		// connection that is gone, and every reconnect is refused.
+		_ = live.Close()
+	}
+	return s.Close()
 }
 
 // watchedConn records a TLS alert seen after the handshake: with TLS 1.3 a server that refuses
