@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kvop/kvop/internal/retry"
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
@@ -98,7 +99,7 @@ func (s *Store) refresh(ctx context.Context, id clientv3.LeaseID) {
 			for range ch {
 			}
 		}
-		if !sleep(ctx, retryDelay) {
+		if !retry.Sleep(ctx, retryDelay) {
 			return
 		}
 		tctx, cancel := s.opCtx(ctx)
@@ -112,18 +113,6 @@ func (s *Store) refresh(ctx context.Context, id clientv3.LeaseID) {
 
 // retryDelay is the pause before a broken watch or keep-alive is tried again.
 const retryDelay = 250 * time.Millisecond
-
-// sleep waits for d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // session is the lease of a held or wanted lock, kept alive while the lock needs it.
 type session struct {

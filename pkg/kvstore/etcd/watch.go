@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kvop/kvop/internal/retry"
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
@@ -49,7 +50,7 @@ func (s *Store) follow(ctx context.Context, key string, prefix bool, rev int64,
 		}
 		cancel()
 		// A watch that keeps breaking at once (say, refused by the server) must not spin.
-		if !progressed && !sleep(ctx, retryDelay) {
+		if !progressed && !retry.Sleep(ctx, retryDelay) {
 			return
 		}
 		for {
@@ -64,7 +65,7 @@ func (s *Store) follow(ctx context.Context, key string, prefix bool, rev int64,
 				rev = r
 				break
 			}
-			if !sleep(ctx, retryDelay) {
+			if !retry.Sleep(ctx, retryDelay) {
 				return
 			}
 		}

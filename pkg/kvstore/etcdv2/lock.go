@@ -7,6 +7,7 @@ import (
 
 	client "go.etcd.io/etcd/client/v2"
 
+	"github.com/kvop/kvop/internal/retry"
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
@@ -101,20 +102,20 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 			index := etcdIndex(err)
 			if index == 0 { // no index to watch after: a watch might miss the release
 				delay = backoff(delay)
-				sleep(wctx, delay)
+				retry.Sleep(wctx, delay)
 				continue
 			}
 			delay = 0
 			w := s.kapi.Watcher(node, &client.WatcherOptions{AfterIndex: index})
 			if _, err := w.Next(wctx); err != nil && wctx.Err() == nil {
 				delay = backoff(delay)
-				sleep(wctx, delay)
+				retry.Sleep(wctx, delay)
 			}
 		case etcdCode(err) != 0 || isTLSRefusal(err):
 			return fail(err) // refused (auth, a node kvop did not write): waiting will not help
 		default:
 			delay = backoff(delay)
-			sleep(wctx, delay)
+			retry.Sleep(wctx, delay)
 		}
 	}
 }
@@ -283,7 +284,7 @@ func (h *hold) watch() {
 		// The watch broke (server gone, history outdated): read the node, and watch on after
 		// the read if it is still ours.
 		delay = backoff(delay)
-		if !sleep(ctx, delay) {
+		if !retry.Sleep(ctx, delay) {
 			return
 		}
 		rctx, rcancel := s.opCtx(ctx)

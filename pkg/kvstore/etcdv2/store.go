@@ -200,18 +200,6 @@ func (s *Store) normalize(op, key string) (string, error) {
 	return k, nil
 }
 
-// sleep waits d, or less when ctx ends first (then it returns false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // backoff doubles d up to a second: how long to wait before retrying a server that failed.
 func backoff(d time.Duration) time.Duration {
 	if d <= 0 {

@@ -7,6 +7,7 @@ import (
 
 	client "go.etcd.io/etcd/client/v2"
 
+	"github.com/kvop/kvop/internal/retry"
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
@@ -42,7 +43,7 @@ func watchLoop[T any](ctx context.Context, s *Store, node string, recursive bool
 			if err == nil || !isTimeout(pctx, err) {
 				if err != nil && !is(err, client.ErrorCodeEventIndexCleared) {
 					delay = backoff(delay)
-					if !sleep(ctx, delay) {
+					if !retry.Sleep(ctx, delay) {
 						return
 					}
 				}
@@ -66,7 +67,7 @@ func watchLoop[T any](ctx context.Context, s *Store, node string, recursive bool
 				break
 			}
 			delay = backoff(delay)
-			if !sleep(ctx, delay) {
+			if !retry.Sleep(ctx, delay) {
 				return
 			}
 		}
