@@ -3,6 +3,7 @@ package boltdb
 import (
 	"bytes"
 	"context"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,31 +70,46 @@ func (s *store) Get(ctx context.Context, key string) (*kvstore.KVPair, error) {
 // read returns the live pair at the normalised key, or nil when it is absent or expired.
 func (s *store) read(k string) (*kvstore.KVPair, error) {
 	var p *kvstore.KVPair
-	err := s.h.db.View(func(tx *bolt.Tx) error {
-		b, err := s.bucketOf(tx)
-		if err != nil {
-			return err
+	err := s.view(func(b *bolt.Bucket) error {
+		rec, ok, err := liveRecord(b, k, time.Now().UnixNano())
+		if ok {
+			p = rec.pair(k)
 		}
-		p, err = live(b, []byte(k), time.Now().UnixNano())
 		return err
 	})
 	return p, err
 }
 
-// live decodes the pair at k in b, copying it out of bbolt's memory; nil when absent or expired.
-func live(b *bolt.Bucket, k []byte, now int64) (*kvstore.KVPair, error) {
-	raw := b.Get(k)
-	if raw == nil {
-		return nil, nil
-	}
-	rec, err := decode(raw)
+// view runs fn in a read-only transaction on the store's bucket. Unlike bbolt's DB.View it
+// takes no closure over the caller's results, which saves an allocation on every read; fn
+// must not keep bbolt memory past its return.
+func (s *store) view(fn func(b *bolt.Bucket) error) error {
+	tx, err := s.h.db.Begin(false)
 	if err != nil {
-		return nil, corruptErr(k)
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	b, err := s.bucketOf(tx)
+	if err != nil {
+		return err
+	}
+	return fn(b)
+}
+
+// liveRecord decodes the record at k in b without copying it (its value aliases bbolt memory,
+// valid only inside the transaction); ok is false when the key is absent or expired.
+func liveRecord(b *bolt.Bucket, k string, now int64) (rec record, ok bool, err error) {
+	raw := b.Get([]byte(k))
+	if raw == nil {
+		return record{}, false, nil
+	}
+	if rec, err = decode(raw); err != nil {
+		return record{}, false, corruptErr([]byte(k))
 	}
 	if rec.expired(now) {
-		return nil, nil
+		return record{}, false, nil
 	}
-	return rec.pair(string(k)), nil
+	return rec, true, nil
 }
 
 // pair copies the record out of bbolt's memory (valid only inside the transaction). An empty
@@ -109,11 +125,16 @@ func (s *store) Exists(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	defer s.ops.Done()
-	p, err := s.read(k)
+	var found bool
+	err = s.view(func(b *bolt.Bucket) error {
+		var err error
+		_, found, err = liveRecord(b, k, time.Now().UnixNano())
+		return err
+	})
 	if err != nil {
 		return false, kvstore.Wrap(backend, "exists", k, err)
 	}
-	return p != nil, nil
+	return found, nil
 }
 
 // Delete removes key; an absent key is not an error.
@@ -170,27 +191,57 @@ func (s *store) List(ctx context.Context, directory string) ([]*kvstore.KVPair, 
 }
 
 // list returns the live pairs strictly below the normalised dir; empty (not nil) when none.
+//
+// It allocates a handful of blocks whatever the number of keys (instead of three per key): a
+// first pass over the cursor sizes the result, a second fills it. The pairs share one array,
+// the keys one string and the values one buffer; each Value is capped at its own length, so
+// appending to it copies instead of overwriting its neighbour. Keeping one pair keeps the
+// whole listing's memory alive, which is fine for the short-lived results List returns.
 func (s *store) list(dir string) ([]*kvstore.KVPair, error) {
-	pairs := []*kvstore.KVPair{}
-	prefix := []byte(dir + "/")
-	err := s.h.db.View(func(tx *bolt.Tx) error {
-		b, err := s.bucketOf(tx)
-		if err != nil {
-			return err
-		}
+	var pairs []*kvstore.KVPair
+	prefix := make([]byte, 0, len(dir)+1)
+	prefix = append(append(prefix, dir...), '/')
+	err := s.view(func(b *bolt.Bucket) error {
 		now := time.Now().UnixNano()
 		c := b.Cursor()
+		n, keyBytes, valueBytes := 0, 0, 0
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			rec, err := decode(v)
 			if err != nil {
 				return corruptErr(k)
 			}
 			if !rec.expired(now) {
-				pairs = append(pairs, rec.pair(string(k)))
+				n, keyBytes, valueBytes = n+1, keyBytes+len(k), valueBytes+len(rec.value)
 			}
+		}
+		if n == 0 {
+			return nil
+		}
+		var keys strings.Builder
+		keys.Grow(keyBytes)
+		values := make([]byte, 0, valueBytes)
+		structs := make([]kvstore.KVPair, n)
+		pairs = make([]*kvstore.KVPair, n)
+		i := 0
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && i < n; k, v = c.Next() {
+			rec, _ := decode(v) // checked by the first pass, in the same transaction
+			if rec.expired(now) {
+				continue
+			}
+			ks, vs := keys.Len(), len(values)
+			keys.Write(k)
+			values = append(values, rec.value...)
+			// A Builder's String aliases its buffer, and later writes only append to it, so
+			// every key is a substring of the one final allocation.
+			structs[i] = kvstore.KVPair{Key: keys.String()[ks:], Value: values[vs:len(values):len(values)], LastIndex: rec.index}
+			pairs[i] = &structs[i]
+			i++
 		}
 		return nil
 	})
+	if pairs == nil && err == nil {
+		pairs = []*kvstore.KVPair{}
+	}
 	return pairs, err
 }
 
@@ -261,16 +312,16 @@ func (s *store) AtomicPut(ctx context.Context, key string, value []byte, previou
 			return err
 		}
 		now := time.Now()
-		cur, err := live(b, []byte(k), now.UnixNano())
+		cur, found, err := liveRecord(b, k, now.UnixNano())
 		if err != nil {
 			return err
 		}
 		switch {
-		case previous == nil && cur != nil:
+		case previous == nil && found:
 			outcome = kvstore.ErrKeyExists
-		case previous != nil && cur == nil:
+		case previous != nil && !found:
 			outcome = kvstore.ErrKeyNotFound
-		case previous != nil && cur.LastIndex != previous.LastIndex:
+		case previous != nil && cur.index != previous.LastIndex:
 			outcome = kvstore.ErrKeyModified
 		}
 		if outcome != nil {
@@ -319,14 +370,14 @@ func (s *store) AtomicDelete(ctx context.Context, key string, previous *kvstore.
 		if err != nil {
 			return err
 		}
-		cur, err := live(b, []byte(k), time.Now().UnixNano())
+		cur, found, err := liveRecord(b, k, time.Now().UnixNano())
 		if err != nil {
 			return err
 		}
 		switch {
-		case cur == nil:
+		case !found:
 			outcome = kvstore.ErrKeyNotFound
-		case cur.LastIndex != previous.LastIndex:
+		case cur.index != previous.LastIndex:
 			outcome = kvstore.ErrKeyModified
 		}
 		if outcome != nil {
