@@ -119,3 +119,30 @@ helm-lint: ## Lint charts/kvop (helm lint --strict) and run its render/install t
 .PHONY: bench
 bench: tools ## Benchmark kvop side by side with its peers (issue 10) and write docs/benchmarks.md (~15 min; see hack/bench.sh).
 	hack/bench.sh
+
+##@ Reliability
+
+STATICCHECK ?= $(KVOP_TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+
+.PHONY: staticcheck
+staticcheck: ## Run staticcheck (pinned in hack/tools.env, installed on first use).
+	@[ -x "$(STATICCHECK)" ] || hack/tools.sh staticcheck
+	$(STATICCHECK) ./...
+
+# `make lint` runs staticcheck too: a prerequisite, so lint's own recipe stays as it is.
+lint: staticcheck
+
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (each func Fuzz* of the tracked tests) for $(FUZZTIME).
+	@targets=$$(git grep -n '^func Fuzz' -- '*_test.go' | sed -n 's/^\(.*\)\/[^/]*_test\.go:[0-9]*:func \(Fuzz[A-Za-z0-9_]*\)(.*/\1 \2/p'); \
+	  [ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	  while read -r dir fn; do \
+	    echo "==> $$fn (./$$dir) for $(FUZZTIME)"; \
+	    $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "./$$dir"; \
+	  done <<< "$$targets"
+
+.PHONY: test-faults
+test-faults: tools ## Fault-injection tests (build tag faults): backend outages, session expiry, manager handover (~10 min).
+	$(GO) test $(TEST_FLAGS) -tags faults ./test/...

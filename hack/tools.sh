@@ -2,7 +2,7 @@
 # Installs or builds every server and tool that kvop's tests and demo need, each into
 # $KVOP_TOOLS/<name>-<version>/ (default ~/.cache/kvop/tools), skipping what is already there.
 # Usage: hack/tools.sh [tool...]   (default: all; names: etcd etcd-v2 zookeeper kube-apiserver
-#        kubectl envtest consul controller-gen kustomize helm)
+#        kubectl envtest consul controller-gen kustomize helm staticcheck)
 # Nothing here downloads anything but Debian packages and Go modules.
 set -euo pipefail
 
@@ -141,12 +141,14 @@ go_install() { # go_install NAME VERSION PACKAGE
 tool_controller-gen() { go_install controller-gen "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen; }
 tool_kustomize() { go_install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5; }
 tool_helm() { go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; }
+# staticcheck is installed on demand by `make lint`, not with every other tool (`make tools`).
+tool_staticcheck() { go_install staticcheck "$STATICCHECK_VERSION" honnef.co/go/tools/cmd/staticcheck; }
 
 all=(etcd etcd-v2 zookeeper kube-apiserver envtest kubectl consul controller-gen kustomize helm)
 [ $# -eq 0 ] && set -- "${all[@]}"
 rm -rf "$TOOLS"/.tmp.* 2>/dev/null || true
 for tool in "$@"; do
-  declare -F "tool_$tool" >/dev/null || die "unknown tool '$tool' (known: ${all[*]})"
+  declare -F "tool_$tool" >/dev/null || die "unknown tool '$tool' (known: ${all[*]} staticcheck)"
   "tool_$tool"
 done
 say "tools ready in $TOOLS"

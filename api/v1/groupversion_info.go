@@ -14,6 +14,7 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "kvop.io", Version: "v1"}
 
 	// SchemeBuilder registers the kinds of this group version.
+	//lint:ignore SA1019 the kubebuilder layout: controller-gen and the samples expect it here
 	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
 
 	// AddToScheme adds the kinds of this group version to a scheme.

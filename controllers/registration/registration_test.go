@@ -234,7 +234,7 @@ func TestRegistersReadyPods(t *testing.T) {
 	t.Parallel()
 	backendtest.Each(t, func(t *testing.T, tg *backendtest.Target) {
 		f := newFixture(t, tg, true)
-		reg := f.createRegistration("web", "web", intstr.FromInt32(8080))
+		f.createRegistration("web", "web", intstr.FromInt32(8080))
 		// Not registered: not Ready, no IP, or not selected.
 		operatortest.CreatePod(t, f.ns, "pending", map[string]string{"app": "web"})
 		f.readyPod("other", "db", "10.0.9.1")
@@ -247,7 +247,7 @@ func TestRegistersReadyPods(t *testing.T) {
 		f.waitEndpoints("web", timeout, "10.0.0.10:8080", "10.0.0.11:8080", "10.0.0.12:8080")
 		t.Logf("%s: 3 pods Ready -> 3 entries visible in %s", tg.Backend, time.Since(start).Round(time.Millisecond))
 
-		reg = f.waitReady("web", true, kvopv1.ReasonRegistered, 3)
+		reg := f.waitReady("web", true, kvopv1.ReasonRegistered, 3)
 		if reg.Status.Service != "web" {
 			t.Errorf("status.service = %q, want web", reg.Status.Service)
 		}

@@ -26,13 +26,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -115,9 +118,13 @@ func Namespace(t testing.TB) string {
 
 // Manager is a running kvop manager restricted to one namespace.
 type Manager struct {
-	Pool   *storepool.Pool
-	cancel context.CancelFunc
-	done   chan error
+	Pool *storepool.Pool
+	// Elected is closed once the manager leads (at once without leader election).
+	Elected <-chan struct{}
+	cancel  context.CancelFunc
+	done    chan error
+	exited  chan struct{} // closed when the manager's Start returned
+	err     error         // what Start returned, once exited is closed
 }
 
 // Stop stops the manager and waits until it has stopped (its stores are closed).
@@ -130,19 +137,84 @@ func (m *Manager) Stop() {
 	m.cancel = nil
 }
 
+// Exited reports whether the manager's Start has returned (and with what) although nobody
+// stopped it: a manager that gives up by itself — a crash, a lost leader election — is a
+// failure for fault tests.
+func (m *Manager) Exited() (bool, error) {
+	select {
+	case <-m.exited:
+		return true, m.err
+	default:
+		return false, nil
+	}
+}
+
+// ManagerOptions tune StartManagerWith; the zero value is what StartManager runs.
+type ManagerOptions struct {
+	// Config is the API server connection (nil: Kube.Config, an administrator), e.g. a user's
+	// from Kube.Env.AddUser to run the controllers with only the permissions of a role.
+	Config *rest.Config
+	// LeaderElection runs the controllers only while this manager holds the Lease
+	// LeaderElectionID in the test's namespace, with short durations so that a handover takes
+	// seconds, and the release on stop that cmd/manager uses.
+	LeaderElection   bool
+	LeaderElectionID string // default "kvop-manager.kvop.io"
+	// Logger replaces the controllers' logger (default: the one Main set).
+	Logger *logr.Logger
+}
+
+// Leader election durations of StartManagerWith: seconds, not the production defaults'
+// minute, so that a handover test is quick.
+const (
+	LeaseDuration = 4 * time.Second
+	RenewDeadline = 3 * time.Second
+	RetryPeriod   = 500 * time.Millisecond
+)
+
 // StartManager runs kvop's controllers for namespace until the test ends (or Stop).
 func StartManager(t testing.TB, namespace string) *Manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(Kube.Config, ctrl.Options{
+	return StartManagerWith(t, namespace, ManagerOptions{})
+}
+
+// StartManagerWith is StartManager with options.
+func StartManagerWith(t testing.TB, namespace string, opts ManagerOptions) *Manager {
+	t.Helper()
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = Kube.Config
+	}
+	mopts := ctrl.Options{
 		Scheme:                 Scheme,
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-	})
+	}
+	if opts.LeaderElection {
+		id := opts.LeaderElectionID
+		if id == "" {
+			id = "kvop-manager.kvop.io"
+		}
+		lease, renew, retry := LeaseDuration, RenewDeadline, RetryPeriod
+		mopts.LeaderElection = true
+		mopts.LeaderElectionID = id
+		mopts.LeaderElectionNamespace = namespace
+		mopts.LeaderElectionReleaseOnCancel = true
+		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &lease, &renew, &retry
+	}
+	if opts.Logger != nil {
+		mopts.Logger = *opts.Logger
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if opts.Logger != nil {
+		// The controllers log through the context's logger, which the manager sets from its own;
+		// Setup's own messages go here.
+		ctx = logf.IntoContext(ctx, *opts.Logger)
+	}
 	pool, err := controllers.Setup(ctx, mgr, controllers.Options{
 		ClusterID: ClusterID, ProbeInterval: 2 * time.Second, SkipNameValidation: true,
 	})
@@ -150,8 +222,12 @@ func StartManager(t testing.TB, namespace string) *Manager {
 		cancel()
 		t.Fatalf("controllers: %v", err)
 	}
-	m := &Manager{Pool: pool, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- mgr.Start(ctx) }()
+	m := &Manager{Pool: pool, Elected: mgr.Elected(), cancel: cancel, done: make(chan error, 1), exited: make(chan struct{})}
+	go func() {
+		m.err = mgr.Start(ctx)
+		close(m.exited)
+		m.done <- m.err
+	}()
 	t.Cleanup(m.Stop)
 	return m
 }

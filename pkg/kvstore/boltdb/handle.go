@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kvop/kvop/pkg/kvstore"
 )
@@ -100,7 +101,7 @@ func acquire(ctx context.Context, path string, connTimeout time.Duration) (*hand
 	wait := lockWait(ctx, connTimeout)
 	db, err := bolt.Open(canon, 0o600, &bolt.Options{Timeout: wait})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s (waited %s; a bbolt file can be open in one process only) (%w)",
 				ErrFileLocked, canon, wait, kvstore.ErrNotReachable)
 		}

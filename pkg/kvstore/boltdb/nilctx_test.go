@@ -1,3 +1,5 @@
+//lint:file-ignore SA1012 passing a nil ctx is what this test is about
+
 package boltdb
 
 import (

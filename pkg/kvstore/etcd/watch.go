@@ -41,8 +41,8 @@ func (s *Store) follow(ctx context.Context, key string, prefix bool, rev int64,
 			if len(resp.Events) == 0 {
 				continue // created or progress notification
 			}
+			// No need to track the revision: after a break, resync sets where to go on from.
 			progressed = true
-			rev = resp.Events[len(resp.Events)-1].Kv.ModRevision
 			if !apply(resp.Events) {
 				cancel()
 				return

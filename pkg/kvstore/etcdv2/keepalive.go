@@ -29,12 +29,6 @@ func newRefresher(node *client.Node, ttl time.Duration) *refresher {
 	return &refresher{node: node.Key, raw: node.Value, mod: node.ModifiedIndex, ttl: ttl}
 }
 
-// last is the LastIndex of the node as the user sees it.
-func (r *refresher) last() uint64 {
-	_, last, _ := decodeValue(r.raw, r.mod)
-	return last
-}
-
 // refresh renews the TTL once.
 func (r *refresher) refresh(ctx context.Context, kapi client.KeysAPI) error {
 	var (
