@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -241,6 +242,45 @@ func TestConsul(t *testing.T) {
 			t.Errorf("relock took %s", d)
 		}
 		_ = la.Unlock(ctx)
+	})
+
+	t.Run("HandoverWithoutLockDelay", func(t *testing.T) {
+		// Unlock releases the key before it ends the session, so no lock-delay applies and a
+		// waiter takes the lock as soon as its blocking query wakes. Destroying the session
+		// with the key still held (as Unlock once did) applied the lock-delay, the waiter was
+		// refused and slept a 50 ms backoff: every handover took >= 50 ms.
+		a, b := open(t, srv.Endpoints(), nil), open(t, srv.Endpoints(), nil)
+		la, _ := a.NewLock(ctx, "handover/lock", nil)
+		lb, _ := b.NewLock(ctx, "handover/lock", nil)
+		if _, err := la.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		holder, waiter := la, lb
+		var took []time.Duration
+		for range 5 {
+			got := make(chan error, 1)
+			go func() { _, err := waiter.Lock(ctx); got <- err }()
+			time.Sleep(100 * time.Millisecond) // the waiter is in its blocking query
+			start := time.Now()
+			if err := holder.Unlock(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiter did not get the lock within 10s of Unlock")
+			}
+			took = append(took, time.Since(start))
+			holder, waiter = waiter, holder
+		}
+		_ = holder.Unlock(ctx)
+		slices.Sort(took)
+		if median := took[len(took)/2]; median > 30*time.Millisecond {
+			t.Errorf("median handover %s (all: %v), want well below the 50 ms backoff", median, took)
+		}
 	})
 
 	t.Run("SessionInvalidated", func(t *testing.T) {

@@ -56,9 +56,14 @@
 // follow the key with blocking queries and try again as soon as it is released or deleted.
 // A holder renews its session every TTL/2 and follows the key; the lost channel closes when
 // the session is gone, when renewals have failed for a whole TTL (the server may expire it
-// from then on), or when the key is deleted or bound to another session. Unlock destroys the
-// session, which deletes the key if it still holds it; Close does the same for every held lock.
-// A dead holder's lock is gone within the TTL bound above.
+// from then on), or when the key is deleted or bound to another session. Unlock deletes the
+// key if the session still holds it (transaction [check-session, delete]) and then destroys
+// the session; Close does the same for every held lock. Releasing the key before the session
+// ends means no lock-delay applies, so a waiter takes the lock as soon as its blocking query
+// wakes (destroying a session that still holds the key would delete it too, but block it for
+// the lock-delay). A waiter refused by a lock-delay (a holder that died or lost its session)
+// retries after 2 ms, doubling up to 1 s. A dead holder's lock is gone within the TTL bound
+// above.
 //
 // Sessions carry no health checks (only their TTL), so they outlive the agent they were
 // created on as long as they are renewed through another.

@@ -28,6 +28,7 @@ type locker struct {
 // holding is one period of holding the lock. Two goroutines watch over it: one renews the
 // session, one follows the key. Either ends the hold when the lock is lost.
 type holding struct {
+	key     string
 	session string
 	lost    chan struct{}
 	cancel  context.CancelFunc // stops both goroutines
@@ -104,7 +105,7 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 	}
 
 	hctx, hcancel := context.WithCancel(s.ctx)
-	h := &holding{session: session, lost: make(chan struct{}), cancel: hcancel}
+	h := &holding{key: l.key, session: session, lost: make(chan struct{}), cancel: hcancel}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -161,7 +162,7 @@ func (l *locker) acquire(ctx context.Context) (session string, sessTTL time.Dura
 			cancel()
 		}
 	}()
-	backoff := minBackoff
+	delayBackoff := 2 * lockDelay
 	for {
 		if session != "" && time.Since(renewed) > sessTTL/2 {
 			if err := s.renewSession(ctx, session); err == nil {
@@ -194,14 +195,17 @@ func (l *locker) acquire(ctx context.Context) (session string, sessTTL time.Dura
 		}
 		if strings.Contains(failed.what, "lock delay") {
 			// The last holder's session just ended; its lock-delay (1 ms for kvop's, up
-			// to 15 s for other clients') keeps the key for a moment.
-			if err := sleepCtx(ctx, backoff); err != nil {
+			// to 15 s for other clients') keeps the key for a moment. The server does not
+			// say how long is left: start at twice kvop's lock-delay and double, so that a
+			// kvop holder's delay costs ~2 ms (not a 50 ms backoff) and another client's
+			// long one costs few requests.
+			if err := sleepCtx(ctx, delayBackoff); err != nil {
 				return session, 0, 0, err
 			}
-			backoff = min(2*backoff, maxBackoff)
+			delayBackoff = min(2*delayBackoff, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		delayBackoff = 2 * lockDelay
 		if err := l.waitFree(ctx); err != nil {
 			return session, 0, 0, err
 		}
@@ -266,8 +270,8 @@ func (l *locker) follow(ctx context.Context, session string, index uint64) bool 
 	}
 }
 
-// Unlock releases the lock: destroying the session deletes the key (behavior "delete") if
-// the session still holds it, in one step, and wakes waiters through their blocking queries.
+// Unlock releases the lock: it deletes the key if the session still holds it, which wakes
+// waiters through their blocking queries, then destroys the session (see release).
 func (l *locker) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	h := l.h
@@ -282,8 +286,34 @@ func (l *locker) Unlock(ctx context.Context) error {
 		return nil // lost (or released by Close) before: nothing left to release
 	}
 	l.s.forgetHolding(h)
-	if err := l.s.destroySession(ctx, h.session); err != nil {
+	if err := l.s.release(ctx, h.key, h.session); err != nil {
 		return wrap("unlock", l.key, err)
+	}
+	return nil
+}
+
+// release gives a held lock back: one transaction deletes the key if session still holds it
+// ([check-session, delete]), then the session is destroyed. Destroying a session that still
+// holds the key would delete it as well, but Consul then applies the session's lock-delay to
+// the key, and a waiter that woke on the delete would be refused for that moment and back off
+// (this made a handover cost ~55 ms); a session that holds nothing any more ends with no
+// lock-delay. If the transaction fails, destroying the session still releases the key (with
+// the lock-delay). The lock is released once either step has deleted the key, so a session
+// that could not be destroyed after a successful transaction only expires by its TTL and is
+// not an error. It works after Close too (Close uses it for every held lock).
+func (s *store) release(ctx context.Context, key, session string) error {
+	ops := api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: key, Session: session}},
+		{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: key}},
+	}
+	var released bool
+	txnErr := s.callRaw(ctx, true, s.cfg.ConnectionTimeout, func(ctx context.Context, c *api.Client) error {
+		var err error
+		released, _, _, err = c.Txn().Txn(ops, readOpts(ctx))
+		return err
+	})
+	if err := s.destroySession(ctx, session); err != nil && (txnErr != nil || !released) {
+		return err
 	}
 	return nil
 }

@@ -188,7 +188,7 @@ func (s *store) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = s.destroySession(ctx, h.session)
+			_ = s.release(ctx, h.key, h.session)
 		}()
 	}
 	wg.Wait()
