@@ -5,7 +5,8 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -88,8 +89,11 @@ type node struct {
 	stat *zk.Stat
 }
 
-// walkParallelism bounds the requests walk has in flight; the connection pipelines them.
-const walkParallelism = 32
+// walkParallelism bounds the requests walk has in flight. The connection pipelines them (one
+// TCP stream, answers in order), so a level of up to this many nodes costs about one round
+// trip; 32 made a 1,000-key List ~30 round trips deep. Each request in flight is one goroutine
+// blocked in the client library, so the bound also caps walk's goroutines.
+const walkParallelism = 1024
 
 // walk returns every znode strictly below root, parents before their children. With data it
 // reads each node (one request per node, plus one per node that has children); without, it only
@@ -104,42 +108,94 @@ func (s *Store) walk(ctx context.Context, root string, withData bool) ([]node, e
 	for len(level) > 0 {
 		found := make([]node, len(level))
 		next := make([][]string, len(level))
-		errs := make([]error, len(level))
-		sem := make(chan struct{}, walkParallelism)
-		var wg sync.WaitGroup
-		for i, p := range level {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				n := node{path: p}
-				expand := true
-				if withData {
-					n.data, n.stat, errs[i] = s.zget(ctx, p)
-					expand = errs[i] == nil && n.stat.NumChildren > 0
-				}
-				if expand {
-					var kids []string
-					kids, errs[i] = s.zchildren(ctx, p)
-					next[i] = childPaths(p, kids)
-				}
+		err := s.pipeline(ctx, len(level), func(i int) error {
+			n := node{path: level[i]}
+			var err error
+			expand := true
+			if withData {
+				n.data, n.stat, err = s.conn.Get(n.path)
+				expand = err == nil && n.stat.NumChildren > 0
+			}
+			if expand {
+				var kids []string
+				kids, _, err = s.conn.Children(n.path)
+				next[i] = childPaths(n.path, kids)
+			}
+			if errors.Is(err, zk.ErrNoNode) {
+				return nil // vanished meanwhile: skipped
+			}
+			if err == nil {
 				found[i] = n
-			}()
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		wg.Wait()
 		level = level[:0:0]
 		for i := range found {
-			if errors.Is(errs[i], zk.ErrNoNode) {
+			if found[i].path == "" {
 				continue
-			}
-			if errs[i] != nil {
-				return nil, errs[i]
 			}
 			out = append(out, found[i])
 			level = append(level, next[i]...)
 		}
 	}
 	return out, nil
+}
+
+// pipeline runs fn(0) … fn(n-1), which make blocking requests on the connection, with up to
+// walkParallelism of them in flight, and returns the first error. It is call for many
+// requests: it gives up after Close, when ctx ends, or when no request has been answered for
+// the request timeout, and then leaves the remaining calls to finish in the background (the
+// client library has no contexts); what they write is never read again. The requests run in
+// a few workers rather than one goroutine each (plus one per request to bound it, as call
+// does).
+func (s *Store) pipeline(ctx context.Context, n int, fn func(i int) error) error {
+	if s.isClosed() {
+		return kvstore.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var next atomic.Int64
+	results := make(chan error, n) // never blocks a worker that is abandoned
+	for range min(n, walkParallelism) {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				results <- fn(i)
+			}
+		}()
+	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	for answered := 0; answered < n; answered++ {
+		select {
+		case err := <-results:
+			if err != nil {
+				next.Store(int64(n)) // start nothing more
+				if s.isClosed() {
+					return kvstore.ErrClosed
+				}
+				return err
+			}
+			timer.Reset(s.timeout)
+		case <-ctx.Done():
+			next.Store(int64(n))
+			return ctx.Err()
+		case <-timer.C:
+			next.Store(int64(n))
+			return errTimeout
+		case <-s.closed:
+			next.Store(int64(n))
+			return kvstore.ErrClosed
+		}
+	}
+	return nil
 }
 
 func childPaths(parent string, kids []string) []string {
