@@ -29,7 +29,12 @@
 // LastIndex is the node's Mzxid, the id of the transaction that last changed it: global and
 // growing, so it never repeats for a key, even after it was deleted and created again.
 // AtomicPut and AtomicDelete read the node, compare its Mzxid with previous.LastIndex and then
-// write on condition of the version they read.
+// write on condition of the version they read. That is two round trips where a client that
+// compares versions needs one, and it cannot be shortened by remembering the version that went
+// with an Mzxid: ZooKeeper conditions a write on the data version only, versions restart at 0
+// when a node is created, so after another client deleted and re-created the key and wrote it
+// up to the same version, a set on the remembered version would succeed with a stale previous
+// (TestAtomicPutStaleAfterRecreate).
 //
 // # TTL
 //
