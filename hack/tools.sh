@@ -2,7 +2,7 @@
 # Installs or builds every server and tool that kvop's tests and demo need, each into
 # $KVOP_TOOLS/<name>-<version>/ (default ~/.cache/kvop/tools), skipping what is already there.
 # Usage: hack/tools.sh [tool...]   (default: all; names: etcd etcd-v2 zookeeper kube-apiserver
-#        kubectl envtest consul controller-gen kustomize helm staticcheck)
+#        kubectl envtest consul coredns controller-gen kustomize helm staticcheck)
 # Nothing here downloads anything but Debian packages and Go modules.
 set -euo pipefail
 
@@ -127,6 +127,17 @@ tool_consul() {
   say "consul $CONSUL_VERSION built in $(elapsed "$start")"
 }
 
+tool_coredns() { # CoreDNS with its etcd plugin, for the skydns Registration format's tests
+  local dir=coredns-$COREDNS_VERSION
+  have "$dir" coredns && return 0
+  say "building coredns $COREDNS_VERSION from the Go module proxy (about 1 min on 2 cores)"
+  local start; start=$(date +%s)
+  local tmp; tmp=$(mktemp -d "$TOOLS/.tmp.XXXX")
+  (cd "$root/hack/tools/coredns" && go build -trimpath -ldflags "-s -w" -o "$tmp/coredns" .)
+  publish "$dir" "$tmp"
+  say "coredns $COREDNS_VERSION built in $(elapsed "$start")"
+}
+
 go_install() { # go_install NAME VERSION PACKAGE
   local name=$1 version=$2 pkg=$3 dir=$1-$2
   have "$dir" "$name" && return 0
@@ -144,7 +155,7 @@ tool_helm() { go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; }
 # staticcheck is installed on demand by `make lint`, not with every other tool (`make tools`).
 tool_staticcheck() { go_install staticcheck "$STATICCHECK_VERSION" honnef.co/go/tools/cmd/staticcheck; }
 
-all=(etcd etcd-v2 zookeeper kube-apiserver envtest kubectl consul controller-gen kustomize helm)
+all=(etcd etcd-v2 zookeeper kube-apiserver envtest kubectl consul coredns controller-gen kustomize helm)
 [ $# -eq 0 ] && set -- "${all[@]}"
 rm -rf "$TOOLS"/.tmp.* 2>/dev/null || true
 for tool in "$@"; do

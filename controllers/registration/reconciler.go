@@ -50,6 +50,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// ClusterID marks the entries this install writes (see controllers.Options).
 	ClusterID string
+
+	skydns skydnsCache // the skydns format's etcd writers, one per open connection
 }
 
 // +kubebuilder:rbac:groups=kvop.io,resources=registrations,verbs=get;list;watch;update;patch

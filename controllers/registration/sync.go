@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -16,8 +17,6 @@ import (
 
 	kvopv1 "github.com/kvop/kvop/api/v1"
 	"github.com/kvop/kvop/controllers/storepool"
-	"github.com/kvop/kvop/pkg/discovery"
-	"github.com/kvop/kvop/pkg/kvstore"
 )
 
 // syncState is what one reconcile learns and does, step by step. It lives for one reconcile
@@ -29,8 +28,8 @@ type syncState struct {
 	service string
 	ttl     time.Duration
 
-	store    *storepool.Store // nil until resolveStore found one
-	registry *discovery.Registry
+	store  *storepool.Store // nil until resolveStore found one
+	layout layout           // the format's places and encodings on store
 
 	wanted  map[string]wantedEntry // by normalised key
 	skipped []string               // pods that match but cannot be registered, and why
@@ -96,6 +95,9 @@ func (r *Reconciler) resolveStore(ctx context.Context, s *syncState) error {
 		}
 		return err
 	}
+	if b := formatSupported(s.reg, ep.Spec.Backend); b != nil {
+		return b
+	}
 	s.store = r.Pool.Get(key)
 	if s.store == nil {
 		msg := fmt.Sprintf("KVEndpoint %q has no open connection", key.Name)
@@ -106,7 +108,11 @@ func (r *Reconciler) resolveStore(ctx context.Context, s *syncState) error {
 		}
 		return &blocked{kvopv1.ReasonEndpointNotReady, msg}
 	}
-	s.registry = discovery.NewRegistry(s.store, s.store.Prefix)
+	l, err := r.layoutFor(s.reg, s.store)
+	if err != nil {
+		return err
+	}
+	s.layout = l
 	return nil
 }
 
@@ -120,7 +126,7 @@ func (r *Reconciler) listWanted(ctx context.Context, s *syncState) error {
 	if err := r.List(ctx, pods, client.InNamespace(s.reg.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return fmt.Errorf("listing pods: %w", err)
 	}
-	s.wanted, s.skipped = wantedEntries(s.reg, pods.Items, s.owner, s.store.Prefix)
+	s.wanted, s.skipped = wantedFor(s.reg, pods.Items, s.owner, s.layout)
 	return nil
 }
 
@@ -129,20 +135,12 @@ func (r *Reconciler) listWanted(ctx context.Context, s *syncState) error {
 func (r *Reconciler) readExisting(ctx context.Context, s *syncState) error {
 	s.existing = map[string]storedEntry{}
 	for _, service := range serviceDirs(s.reg) {
-		pairs, err := s.store.List(ctx, discovery.ServiceDir(s.store.Prefix, service))
-		if errors.Is(err, kvstore.ErrKeyNotFound) {
-			continue
-		}
+		entries, err := s.layout.read(ctx, service, s.owner)
 		if err != nil {
 			return fmt.Errorf("reading service %s: %w", service, err)
 		}
-		for _, p := range pairs {
-			e, err := discovery.Decode(p.Value)
-			if err != nil {
-				continue // not an entry: not ours to judge
-			}
-			s.existing[p.Key] = storedEntry{value: string(p.Value), ours: e.Owner == s.owner}
-		}
+		// Values that are no entries were left out: not ours to judge.
+		maps.Copy(s.existing, entries)
 	}
 	s.read = true
 	return nil
@@ -165,7 +163,7 @@ func (r *Reconciler) writeWanted(ctx context.Context, s *syncState) error {
 			s.registered++
 			continue
 		}
-		if err := s.registry.Register(ctx, w.entry, s.ttl); err != nil {
+		if err := s.layout.write(ctx, key, w, s.ttl); err != nil {
 			return fmt.Errorf("registering %s: %w", w.entry.Endpoint(), err)
 		}
 		s.store.MarkWritten(key, w.value)
@@ -193,7 +191,7 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, s *syncState) error {
 		if _, want := s.wanted[key]; want || !s.existing[key].ours {
 			continue
 		}
-		deleted, err := s.registry.DeregisterOwned(ctx, key, s.owner)
+		deleted, err := s.layout.removeOwned(ctx, key, s.owner)
 		if err != nil {
 			return fmt.Errorf("deregistering %s: %w", key, err)
 		}
@@ -224,7 +222,15 @@ func (r *Reconciler) removeAll(ctx context.Context, reg *kvopv1.Registration) (i
 		return 0, fmt.Errorf("KVEndpoint %q has no open connection yet; delete the KVEndpoint to let the entries expire instead", key.Name)
 	}
 	s := newSyncState(reg, r.owner(reg))
-	s.store, s.registry = store, discovery.NewRegistry(store, store.Prefix)
+	l, err := r.layoutFor(reg, store)
+	var b *blocked
+	if errors.As(err, &b) {
+		return 0, nil // a format this store cannot serve, or a spec it cannot use: nothing was written
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.store, s.layout = store, l
 	s.wanted = map[string]wantedEntry{}
 	if err := runSteps(ctx, s, r.readExisting, r.removeUnwanted); err != nil {
 		return s.removed, err

@@ -1,30 +1,38 @@
 package registration
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	kvopv1 "github.com/kvop/kvop/api/v1"
 	"github.com/kvop/kvop/pkg/discovery"
-	"github.com/kvop/kvop/pkg/kvstore"
 )
 
-// wantedEntry is an entry to keep in the store, with the exact bytes Registry.Register writes
-// for it (json.Marshal is deterministic: struct order, sorted map keys).
+// wantedEntry is an entry to keep in the store, with the exact bytes its format writes for it
+// (json.Marshal is deterministic: struct order, sorted map keys).
 type wantedEntry struct {
 	entry discovery.Entry
+	// since is when the pod became Ready (the curator format's registrationTimeUTC): taken
+	// from the pod, not the clock, so that the value stays the same from reconcile to reconcile.
+	since time.Time
 	value string
 }
 
-// wantedEntries returns, by normalised key, the entries of the pods that should be registered
-// now, and a note for each matching pod that cannot be. pods are the ones the selector matched.
+// wantedEntries returns, by normalised key, the entries of the kv format of the pods that should
+// be registered now, and a note for each matching pod that cannot be.
 func wantedEntries(reg *kvopv1.Registration, pods []corev1.Pod, owner, prefix string) (map[string]wantedEntry, []string) {
+	return wantedFor(reg, pods, owner, kvCodec{prefix})
+}
+
+// wantedFor returns, by the format's key, the entries of the pods that should be registered now,
+// and a note for each matching pod that cannot be. pods are the ones the selector matched.
+func wantedFor(reg *kvopv1.Registration, pods []corev1.Pod, owner string, c codec) (map[string]wantedEntry, []string) {
 	pods = slices.Clone(pods)
 	// Sorted so that, should two pods share an address (host network), the same one wins on
 	// every reconcile.
@@ -55,7 +63,7 @@ func wantedEntries(reg *kvopv1.Registration, pods []corev1.Pod, owner, prefix st
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", pod.Name, err))
 			continue
 		}
-		key, err := kvstore.NormalizeKey(discovery.Key(prefix, e))
+		key, err := c.key(e)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", pod.Name, err))
 			continue
@@ -64,12 +72,12 @@ func wantedEntries(reg *kvopv1.Registration, pods []corev1.Pod, owner, prefix st
 			skipped = append(skipped, fmt.Sprintf("%s (same address %s as pod %s)", pod.Name, e.Endpoint(), prev.entry.Pod))
 			continue
 		}
-		value, err := json.Marshal(e)
-		if err != nil {
+		w := wantedEntry{entry: e, since: readySince(pod)}
+		if w.value, err = c.encode(w); err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", pod.Name, err))
 			continue
 		}
-		wanted[key] = wantedEntry{entry: e, value: string(value)}
+		wanted[key] = w
 	}
 	return wanted, skipped
 }
@@ -85,6 +93,16 @@ func registrable(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// readySince is when the pod last became Ready (its creation when the condition has no time).
+func readySince(pod *corev1.Pod) time.Time {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return pod.CreationTimestamp.Time
 }
 
 // resolvePort returns the port number of spec.port for pod: the number itself, or the

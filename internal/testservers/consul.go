@@ -22,7 +22,7 @@ func StartConsul(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +34,10 @@ func StartConsul(opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	cfgPath := filepath.Join(p.DataDir, "config", "agent.hcl")
+	dnsPort, dnsAddr := -1, "" // off unless asked for
+	if o.consulDNS {
+		dnsPort, dnsAddr = ports[4], hostPort(ports[4])
+	}
 	// Only one of http and https listens: a TLS server must not also serve plain text.
 	httpPorts, scheme := fmt.Sprintf("http     = %d\n  https    = -1", ports[0]), "http://"
 	if o.tls != nil {
@@ -51,7 +55,7 @@ ports {
   serf_lan = %d
   serf_wan = %d
   server   = %d
-  dns      = -1
+  dns      = %d
   grpc     = -1
   grpc_tls = -1
 }
@@ -60,7 +64,7 @@ disable_update_check = true
 performance {
   raft_multiplier = 1
 }
-%s`, ConsulNode, filepath.Join(p.DataDir, "data"), httpPorts, ports[1], ports[2], ports[3], consulExtraConfig(o))
+%s`, ConsulNode, filepath.Join(p.DataDir, "data"), httpPorts, ports[1], ports[2], ports[3], dnsPort, consulExtraConfig(o))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
@@ -74,7 +78,7 @@ performance {
 		p.Stop()
 		return nil, err
 	}
-	return &Server{Process: p, Addr: addr, TLS: o.tls, Token: o.consulACL}, nil
+	return &Server{Process: p, Addr: addr, TLS: o.tls, Token: o.consulACL, DNSAddr: dnsAddr}, nil
 }
 
 // consulExtraConfig returns the agent configuration for TLS and ACLs.

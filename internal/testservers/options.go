@@ -6,6 +6,7 @@ type Option func(*options)
 type options struct {
 	tls       *TLS
 	consulACL string // management token; "" means ACLs off
+	consulDNS bool   // serve Consul's DNS interface (Server.DNSAddr)
 }
 
 func applyOptions(opts []Option) options {
@@ -25,3 +26,7 @@ func WithTLS(ts *TLS) Option { return func(o *options) { o.tls = ts } }
 func WithConsulACL(managementToken string) Option {
 	return func(o *options) { o.consulACL = managementToken }
 }
+
+// WithConsulDNS makes the Consul agent serve its DNS interface on a port of its own
+// (Server.DNSAddr), which the test agent otherwise leaves off.
+func WithConsulDNS() Option { return func(o *options) { o.consulDNS = true } }

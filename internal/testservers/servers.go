@@ -10,6 +10,8 @@ type Server struct {
 	Addr  string // host:port that clients dial
 	TLS   *TLS   // set when started WithTLS: the server's CA and a client certificate
 	Token string // Consul management token when started WithConsulACL
+	// DNSAddr is the DNS interface (UDP and TCP) of a Consul agent started WithConsulDNS.
+	DNSAddr string
 }
 
 // Endpoints returns the server's address as the []string that kvstore.New takes.

@@ -42,6 +42,7 @@ type store struct {
 	ttlKeys   map[string]*ttlKey
 	lastSweep time.Time
 	holdings  map[*holding]struct{}
+	keepers   map[string]*keeper // catalog services whose checks this store keeps passing, by ID
 }
 
 // Open connects to the Consul agents at addrs ("host:port"; https when cfg.TLS is set) and

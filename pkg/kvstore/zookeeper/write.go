@@ -31,7 +31,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kvstore
 	if err != nil {
 		return err
 	}
-	_, err = s.write(ctx, k, p, value, opts, always, 0)
+	_, err = s.write(ctx, k, p, value, encodeValue(value), opts, always, 0)
 	return s.fail("put", k, err)
 }
 
@@ -47,7 +47,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 	if previous != nil {
 		cond, index = ifUnchanged, previous.LastIndex
 	}
-	pair, err := s.write(ctx, k, p, value, opts, cond, index)
+	pair, err := s.write(ctx, k, p, value, encodeValue(value), opts, cond, index)
 	if err != nil {
 		return false, nil, s.fail("atomicput", k, err)
 	}
@@ -57,8 +57,9 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 // write is the one place that writes a key. A node at p is either absent, an implicit parent
 // (counts as absent), or a key; persistent or ephemeral (a TTL key). ZooKeeper cannot convert
 // between persistent and ephemeral, so such a write deletes and re-creates the node in one
-// transaction that is conditional on the version read.
-func (s *Store) write(ctx context.Context, key, p string, value []byte, opts *kvstore.WriteOptions, cond condition, index uint64) (*kvstore.KVPair, error) {
+// transaction that is conditional on the version read. data is what the node holds for value
+// (encodeValue(value), or value itself for PutVerbatim).
+func (s *Store) write(ctx context.Context, key, p string, value, data []byte, opts *kvstore.WriteOptions, cond condition, index uint64) (*kvstore.KVPair, error) {
 	var o kvstore.WriteOptions
 	if opts != nil {
 		o = *opts
@@ -66,7 +67,6 @@ func (s *Store) write(ctx context.Context, key, p string, value []byte, opts *kv
 	if o.TTL < 0 {
 		o.TTL = 0
 	}
-	data := encodeValue(value)
 	flags := int32(zk.FlagPersistent)
 	if o.TTL > 0 {
 		flags = zk.FlagEphemeral
