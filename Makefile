@@ -125,9 +125,11 @@ bench: tools ## Benchmark kvop side by side with its peers (issue 10) and write 
 STATICCHECK ?= $(KVOP_TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
 .PHONY: staticcheck
-staticcheck: ## Run staticcheck (pinned in hack/tools.env, installed on first use).
+staticcheck: ## Run staticcheck (pinned in hack/tools.env, installed on first use), and go vet on the faults-tagged tests too.
 	@[ -x "$(STATICCHECK)" ] || hack/tools.sh staticcheck
 	$(STATICCHECK) ./...
+	$(GO) vet -tags faults ./test/...
+	$(STATICCHECK) -tags faults ./test/...
 
 # `make lint` runs staticcheck too: a prerequisite, so lint's own recipe stays as it is.
 lint: staticcheck
@@ -144,5 +146,5 @@ fuzz: ## Run every fuzz target (each func Fuzz* of the tracked tests) for $(FUZZ
 	  done <<< "$$targets"
 
 .PHONY: test-faults
-test-faults: tools ## Fault-injection tests (build tag faults): backend outages, session expiry, manager handover (~10 min).
+test-faults: tools ## Fault tests (build tag faults): backend clusters (test/faults) and the operator under faults (test/operatorfaults), ~5 min.
 	$(GO) test $(TEST_FLAGS) -tags faults ./test/...

@@ -60,12 +60,22 @@ func (r *Reconciler) probeStore(ctx context.Context, s *state) error {
 	latency := time.Since(start)
 	s.contacted = start
 	if err != nil && !errors.Is(err, kvstore.ErrKeyNotFound) {
+		r.replaceAfterFailure(s)
 		return &notReady{reason: reasonFor(err), retry: true,
 			message: fmt.Sprintf("%s did not answer the probe: %s", s.conn.where(), s.conn.redact(err.Error()))}
 	}
 	s.verdict = verdict{ready: true, reason: kvopv1.ReasonConnected, latency: latency,
 		message: fmt.Sprintf("%s answered in %s", s.conn.where(), roundLatency(latency))}
 	return nil
+}
+
+// replaceAfterFailure has the next reconcile open a new connection, because the probe failed:
+// a client may never recover by itself, or come back with a stale view (see
+// storepool.Pool.MarkStale). A fresh connection re-reads everything, and the controllers move
+// onto it as after a restart of kvop. Until a new one opens (retried with the usual backoff,
+// e.g. while the backend is down) the old connection stays.
+func (r *Reconciler) replaceAfterFailure(s *state) {
+	r.Pool.MarkStale(types.NamespacedName{Namespace: s.endpoint.Namespace, Name: s.endpoint.Name}, s.store)
 }
 
 // reasonFor maps a store error to a Ready reason.

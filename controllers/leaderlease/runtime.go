@@ -28,6 +28,8 @@ type runtime struct {
 	stopped   bool // Start returned or is returning: no goroutine may be added
 	elections map[types.NamespacedName]*election
 	wg        sync.WaitGroup // every goroutine of every election, ended or not
+	// releasePool lets the store pool close its stores (storepool.Pool.Hold); nil for none.
+	releasePool func()
 }
 
 func newRuntime() *runtime {
@@ -48,6 +50,9 @@ func (rt *runtime) Start(ctx context.Context) error {
 	rt.stopped = true
 	rt.mu.Unlock()
 	rt.wg.Wait()
+	if rt.releasePool != nil {
+		rt.releasePool()
+	}
 	return nil
 }
 

@@ -27,6 +27,7 @@ const endpointIndex = "spec.endpointRef.name"
 // several managers in one process, as in tests).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, skipNameValidation bool) error {
 	r.rt = newRuntime()
+	r.rt.releasePool = r.Pool.Hold() // the campaigns end before the stores close
 	if err := mgr.Add(r.rt); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package storepool
 import (
 	"context"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -27,6 +28,8 @@ type Store struct {
 
 	hash string        // of everything the connection was built from; a change means replace
 	raw  kvstore.Store // the backend's store, unwrapped (for kvstore.Abandon)
+	// stale: the connection failed; the next Ensure replaces it (guarded by Pool.mu).
+	stale bool
 
 	// written records, per key, the value this connection wrote with KeepAlive, so that a
 	// controller rewrites an entry only when it changed or vanished — not on every reconcile
@@ -68,7 +71,11 @@ type Pool struct {
 	stores      map[types.NamespacedName]*Store
 	generation  uint64
 	subscribers []chan event.GenericEvent
+	holds       sync.WaitGroup // see Hold
 }
+
+// holdLimit bounds how long a stopping pool waits for its holders (see Hold).
+const holdLimit = 10 * time.Second
 
 // New returns an empty pool.
 func New() *Pool { return &Pool{stores: map[types.NamespacedName]*Store{}} }
@@ -88,8 +95,12 @@ func (p *Pool) Get(endpoint types.NamespacedName) *Store {
 // is kept: a typo in a new spec must not cut a working connection.
 func (p *Pool) Ensure(ctx context.Context, endpoint types.NamespacedName, backend kvstore.Backend, prefix, hash string,
 	open func(ctx context.Context) (kvstore.Store, error)) (s *Store, opened bool, err error) {
-	if s := p.Get(endpoint); s != nil && s.hash == hash {
-		return s, false, nil
+	p.mu.Lock()
+	cur := p.stores[endpoint]
+	keep := cur != nil && cur.hash == hash && !cur.stale
+	p.mu.Unlock()
+	if keep {
+		return cur, false, nil
 	}
 	raw, err := open(ctx)
 	if err != nil {
@@ -107,6 +118,20 @@ func (p *Pool) Ensure(ctx context.Context, endpoint types.NamespacedName, backen
 	}
 	p.notify(endpoint)
 	return s, true, nil
+}
+
+// MarkStale has the next Ensure replace s, the endpoint's store, although nothing it is built
+// from changed: its connection failed, and may not come back by itself or not come back right.
+// A ZooKeeper client refuses to join a server that lost its data (its transaction id went back)
+// and retries forever; an etcd watch resumes from its last revision, which a server that lost
+// its data reaches only much later, so a follower would miss every change until then. A new
+// connection has neither problem. Until one opens, s stays in use.
+func (p *Pool) MarkStale(endpoint types.NamespacedName, s *Store) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stores[endpoint] == s {
+		s.stale = true
+	}
 }
 
 // Remove closes and forgets the endpoint's store (the endpoint was deleted or its spec can no
@@ -158,10 +183,31 @@ func (p *Pool) Close() {
 	}
 }
 
+// Hold keeps a stopping pool from letting go of its stores until release is called (or
+// holdLimit passed); call it before the manager starts. The elections hold it: their campaigns
+// end through open stores. Should the pool let go of a store first — which releases the
+// leader's lock — a candidate of the same process that is still waiting could win the lock
+// a moment later, never to release it, and the lease would stay with that pod for a whole TTL
+// after a manager handover.
+func (p *Pool) Hold() (release func()) {
+	p.holds.Add(1)
+	var once sync.Once
+	return func() { once.Do(p.holds.Done) }
+}
+
 // Start implements manager.Runnable: the pool lives as long as the manager and lets go of its
-// stores when the manager stops.
+// stores when the manager stops, once its holders are done with them.
 func (p *Pool) Start(ctx context.Context) error {
 	<-ctx.Done()
+	released := make(chan struct{})
+	go func() {
+		p.holds.Wait()
+		close(released)
+	}()
+	select {
+	case <-released:
+	case <-time.After(holdLimit):
+	}
 	p.Close()
 	return nil
 }

@@ -73,6 +73,9 @@ func Decode(value []byte) (Entry, error) {
 	if err := e.Validate(); err != nil {
 		return Entry{}, err
 	}
+	if len(e.Metadata) == 0 {
+		e.Metadata = nil // "metadata": {} and none are one entry (Marshal omits both)
+	}
 	return e, nil
 }
 

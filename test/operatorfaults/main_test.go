@@ -1,0 +1,9 @@
+package operatorfaults
+
+import (
+	"testing"
+
+	"github.com/kvop/kvop/internal/operatortest"
+)
+
+func TestMain(m *testing.M) { operatortest.Main(m) }
