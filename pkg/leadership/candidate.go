@@ -157,9 +157,12 @@ func (c *Candidate) campaign(ctx context.Context, elected chan<- bool, errs chan
 		}
 		select {
 		case <-lost:
+			// The lock is gone already: tell the reader first, so that it stops acting as
+			// leader at once, and only then tidy up (Unlock may wait on an unreachable store).
 			c.setLeader(false, 0)
+			told := send(ctx, elected, false)
 			c.release(lock) // nil after a loss; frees the Locker's resources
-			if !send(ctx, elected, false) || !retry.Sleep(ctx, backoff.Next()) {
+			if !told || !retry.Sleep(ctx, backoff.Next()) {
 				return
 			}
 		case <-c.resign:

@@ -29,25 +29,33 @@ func newRefresher(node *client.Node, ttl time.Duration) *refresher {
 	return &refresher{node: node.Key, raw: node.Value, mod: node.ModifiedIndex, ttl: ttl}
 }
 
-// refresh renews the TTL once.
+// refresh renews the TTL once. A refresh whose answer was lost (its timeout cut it off) may
+// still have been applied, moving the node's ModifiedIndex; the next refresh then fails its
+// index check. So on that failure the node is read: if it holds exactly the tagged value this
+// refresher writes — which carries our own write's index, so nobody else writes it — it is still
+// ours, and the refresher adopts its index instead of giving the key up.
 func (r *refresher) refresh(ctx context.Context, kapi client.KeysAPI) error {
 	var (
 		resp *client.Response
 		err  error
 	)
+	tagged := r.raw
 	if _, last, explicit := decodeValue(r.raw, r.mod); !explicit {
-		raw := string(indexTag) + uitoa(last) + r.raw
-		resp, err = kapi.Set(ctx, r.node, raw, &client.SetOptions{PrevIndex: r.mod, TTL: r.ttl})
-		if err == nil {
-			r.raw = raw
-		}
+		tagged = string(indexTag) + uitoa(last) + r.raw
+		resp, err = kapi.Set(ctx, r.node, tagged, &client.SetOptions{PrevIndex: r.mod, TTL: r.ttl})
 	} else {
 		resp, err = kapi.Set(ctx, r.node, "", &client.SetOptions{PrevIndex: r.mod, TTL: r.ttl, Refresh: true})
+	}
+	if etcdCode(err) == client.ErrorCodeTestFailed {
+		if got, gerr := kapi.Get(ctx, r.node, nil); gerr == nil && got.Node.Value == tagged {
+			r.raw, r.mod = tagged, got.Node.ModifiedIndex
+			return nil
+		}
 	}
 	if err != nil {
 		return err
 	}
-	r.mod = resp.Node.ModifiedIndex
+	r.raw, r.mod = tagged, resp.Node.ModifiedIndex
 	return nil
 }
 
@@ -137,7 +145,9 @@ func (s *Store) runKeepAlive(k string, ka *keepAlive, r *refresher) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		// One attempt may not take the whole connection timeout: during an etcd leader
+		// election a request can hang that long, and a short TTL would run out meanwhile.
+		ctx, cancel := context.WithTimeout(s.ctx, min(s.timeout, wait))
 		err := r.refresh(ctx, s.kapi)
 		cancel()
 		switch {
