@@ -27,6 +27,14 @@ type Options struct {
 	SkipNameValidation bool
 }
 
+// ClientOptions are the manager client options kvop needs: Secrets are read straight from the
+// API server when a KVEndpoint references them and never cached, so the manager holds no copy
+// of the cluster's Secrets (the kvendpoint controller watches only their metadata, to notice
+// changes).
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+}
+
 // Setup adds the store pool and the three controllers to mgr.
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*storepool.Pool, error) {
 	if opts.ClusterID == "" {

@@ -66,6 +66,7 @@ func run() error {
 	}
 	opts := ctrl.Options{
 		Scheme:                        scheme,
+		Client:                        controllers.ClientOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics},
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,

@@ -121,7 +121,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, skipNameValidation bool)
 		// Only spec changes: our own status patches must not wake us (the periodic requeue
 		// probes), and deletions pass this predicate.
 		For(&kvopv1.KVEndpoint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForSecret)).
+		// Metadata only: a change of a Secret's data moves its resourceVersion, which is all
+		// the watch needs; the data is read uncached when a KVEndpoint uses it.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForSecret)).
 		WithOptions(controller.Options{
 			SkipNameValidation: &skipNameValidation,
 			// Opening an unreachable backend takes its whole connection timeout; other
