@@ -5,12 +5,17 @@
 # About 15 minutes on 2 cores with the defaults.
 #
 # Settings (environment):
-#   BENCH_ONLY        comma-separated parts to run: store,boltdb,latency (default: all three)
+#   BENCH_ONLY        comma-separated parts to run: store,boltdb,latency,operator (default: all four)
 #   BENCH_COUNT       -count of the Go benchmarks (default 5; medians and spread need ≥ 5)
 #   BENCH_TIME        -benchtime of the Go benchmarks (default 1s)
 #   BENCH_BACKENDS    comma-separated kvop backends (default: all five)
 #   BENCH_HANDOVERS, BENCH_CRASHES, BENCH_TTL, BENCH_PEERS, BENCH_SLOW_PEERS
 #                     the latency harness's settings, see bench/latency/doc.go
+#   BENCH_OPERATOR_PODS, BENCH_OPERATOR_SCALE, BENCH_OPERATOR_BACKENDS, BENCH_OPERATOR_WORKERS
+#                     the operator harness's settings, see bench/operator/doc.go; by default
+#                     registration latency at 100 pods and the manager at 100 Registrations ×
+#                     10 pods (~1 min); issue 10's scale: BENCH_OPERATOR_PODS=100,1000
+#                     BENCH_OPERATOR_SCALE=full (10,000 pods, much longer)
 #   BENCH_PROFILE=1   also write CPU profiles of the store benchmarks (bench/results/*.pprof)
 #   BENCH_NOTE        a line for the report's header (e.g. "short verification run")
 #   BENCH_RESULTS     where raw outputs go (default bench/results; wiped at the start)
@@ -23,7 +28,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 GO=${GO:-go}
-ONLY=${BENCH_ONLY:-store,boltdb,latency}
+ONLY=${BENCH_ONLY:-store,boltdb,latency,operator}
 COUNT=${BENCH_COUNT:-5}
 BENCHTIME=${BENCH_TIME:-1s}
 BACKENDS=${BENCH_BACKENDS:-boltdb,consul,etcd,etcdv2,zookeeper}
@@ -87,6 +92,14 @@ if want latency; then
 		"$GO" test -tags bench -run '^TestLatency$' -count=1 -v -timeout 60m ./bench/latency \
 		2>&1 | tee "$RESULTS/latency.log" | grep -E '^(=== RUN|--- |\s+latency_test|ok|FAIL|PASS)'
 	[[ ${PIPESTATUS[0]} == 0 ]] || { echo "latency harness failed (see $RESULTS/latency.log)"; status=1; }
+fi
+
+if want operator; then
+	log "operator harness (bench/operator: registration latency, manager RSS and resync at scale)"
+	BENCH_OPERATOR_OUT="$RESULTS/operator.json" \
+		"$GO" test -tags bench -run '^TestOperator$' -count=1 -v -timeout 120m ./bench/operator \
+		2>&1 | tee "$RESULTS/operator.log" | grep -E '^(=== RUN|--- |\s+(latency|scale)_test|ok|FAIL|PASS)'
+	[[ ${PIPESTATUS[0]} == 0 ]] || { echo "operator harness failed (see $RESULTS/operator.log)"; status=1; }
 fi
 
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/meta.env"

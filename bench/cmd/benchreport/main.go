@@ -4,6 +4,7 @@
 //	<results>/store-<backend>.txt  go test -bench BenchmarkStore of pkg/kvstore/<backend>
 //	<results>/boltdb-put.txt      go test -bench BenchmarkPut of bench/boltdb
 //	<results>/latency.json        the latency harness (bench/latency)
+//	<results>/operator.json       the operator harness (bench/operator)
 //
 // A missing input leaves its section saying so rather than failing, so that a partial run
 // (BENCH_ONLY) still produces a readable file.

@@ -68,15 +68,16 @@ func build(dir string) (string, error) {
 	latencySections(&w, lat, latErr, &summary)
 	boltSection(&w, dir)
 
-	p("## Operator\n\n")
-	p("Not measured yet: registration latency at 100 and 1,000 pods and the manager's RSS at 10,000 pods ")
-	p("will be added once the operator (controllers/, cmd/kvop) lands.\n\n")
+	if err := operatorSection(&w, dir, &summary); err != nil {
+		return "", err
+	}
 
 	p("## Reproducing\n\n")
 	p("```sh\nmake bench                      # everything, ~15 min on 2 cores; writes this file\n")
 	p("BENCH_SLOW_PEERS=1 make bench    # also the peers' slow defaults (client-go ~15 s, consul ~45 s)\n")
-	p("BENCH_ONLY=latency BENCH_HANDOVERS=5 BENCH_CRASHES=1 make bench   # a quick partial run\n```\n\n")
-	p("Raw outputs stay in `bench/results/` (Go benchmark text, `latency.json`). See hack/bench.sh for every setting.\n")
+	p("BENCH_ONLY=latency BENCH_HANDOVERS=5 BENCH_CRASHES=1 make bench   # a quick partial run\n")
+	p("BENCH_ONLY=operator BENCH_OPERATOR_PODS=100,1000 BENCH_OPERATOR_SCALE=full make bench   # the operator at issue 10's scale\n```\n\n")
+	p("Raw outputs stay in `bench/results/` (Go benchmark text, `latency.json`, `operator.json`). See hack/bench.sh for every setting.\n")
 	p("\n## Fixes\n\nWhat was profiled and fixed where a target was missed, with before/after numbers, and why the\nremaining misses stay: [performance-fixes.md](performance-fixes.md).\n")
 
 	// The summary goes right under the header; it is only known once the sections are built.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,9 +82,56 @@ func TestBuild(t *testing.T) {
 		"**Leadership handover after Resign** (< 100 ms): 1 of 2 backends met; not met: consul (p90 only)",
 		"## Summary",
 		"## Operator\n\nNot measured yet",
+		"- **Registration latency** (p99 < 1 s): not measured.",
 		"BoltDB Put throughput\n\n",
 		"| Note | fixture |",
 		"- **Follower notification** (< 50 ms): not measured.",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(doc)
+	}
+}
+
+func TestOperatorSection(t *testing.T) {
+	dir := t.TempDir()
+	ms := func(n int) []time.Duration {
+		out := make([]time.Duration, n)
+		for i := range out {
+			out[i] = time.Duration(i+1) * time.Millisecond
+		}
+		return out
+	}
+	f := operatorFile{
+		Settings: map[string]string{"pods": "[100]", "workers": "8", "commit": "abc1234"},
+		Latency: []*opLatency{
+			{Backend: "etcd", Pods: 100, Samples: ms(100), Total: 150 * time.Millisecond},
+			{Backend: "boltdb", Pods: 100, Samples: ms(90), Error: "not every entry seen"},
+		},
+		Scale: &opScale{Mode: "small", Backend: "etcd", Registrations: 100, PodsPer: 10, Pods: 1000,
+			HWM: 300 << 20, MaxRSS: 290 << 20, Resync: 2 * time.Second, ResyncHWM: 100 << 20,
+			Reconciles: map[string]map[string]float64{"registration": {"success": 1, "requeue_after": 120}}},
+	}
+	raw, _ := json.Marshal(f)
+	if err := os.WriteFile(filepath.Join(dir, "operator.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| etcd | 100 | 50.0 ms | 99.0 ms | 100 ms | 100 | 150 ms | p99 < 1 s | yes |",
+		"| boltdb | 100 | 45.0 ms | 90.0 ms | 90.0 ms | 90 | — | p99 < 1 s | **no**: 90 of 100 entries seen; not every entry seen |",
+		"- **Registration latency** (p99 < 1 s): 1 of 2 runs met; missed: boltdb/100 (incomplete); 1,000 pods not run",
+		"not issue 10's 1,000 / 10,000",
+		"| Manager peak RSS (VmHWM; max sampled VmRSS) | 300 MiB (290 MiB) | < 200 MiB | **no** |",
+		"| 2.00 s | < 60 s | yes at this scale (target is for 10,000 pods) |",
+		"| registration | 121 (1 / 120 / 0 / 0) | — |",
+		"peak RSS 300 MiB (**not met**), full resync 2.00 s (met).",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)
