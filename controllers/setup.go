@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -27,12 +28,15 @@ type Options struct {
 	SkipNameValidation bool
 }
 
-// ClientOptions are the manager client options kvop needs: Secrets are read straight from the
-// API server when a KVEndpoint references them and never cached, so the manager holds no copy
-// of the cluster's Secrets (the kvendpoint controller watches only their metadata, to notice
-// changes).
-func ClientOptions() client.Options {
-	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+// ConfigureManager sets the manager options kvop needs on opts (keeping what opts already has):
+//   - Secrets are read straight from the API server when a KVEndpoint references them and never
+//     cached, so the manager holds no copy of the cluster's Secrets (the kvendpoint controller
+//     watches only their metadata, to notice changes);
+//   - cached objects (above all Pods, one per pod of the cluster) are kept without their
+//     managedFields, which kvop never reads and which are often the largest part of a Pod.
+func ConfigureManager(opts *manager.Options) {
+	opts.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}
+	opts.Cache.DefaultTransform = cache.TransformStripManagedFields()
 }
 
 // Setup adds the store pool and the three controllers to mgr.

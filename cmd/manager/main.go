@@ -66,7 +66,6 @@ func run() error {
 	}
 	opts := ctrl.Options{
 		Scheme:                        scheme,
-		Client:                        controllers.ClientOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics},
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
@@ -77,6 +76,7 @@ func run() error {
 	if namespace != "" {
 		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}}
 	}
+	controllers.ConfigureManager(&opts)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)

@@ -205,7 +205,7 @@ func StartManagerWith(t testing.TB, namespace string, opts ManagerOptions) *Mana
 	if opts.Logger != nil {
 		mopts.Logger = *opts.Logger
 	}
-	mopts.Client = controllers.ClientOptions()
+	controllers.ConfigureManager(&mopts)
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		t.Fatalf("manager: %v", err)

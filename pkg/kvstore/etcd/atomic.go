@@ -53,7 +53,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		Commit()
 	if err != nil || !resp.Succeeded {
 		if keep {
-			s.forget(lease)
+			s.unref(lease)
 		}
 	}
 	if err != nil {

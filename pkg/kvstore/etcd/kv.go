@@ -30,7 +30,7 @@ func pairValue(kv *mvccpb.KeyValue) kvstore.KVPair {
 
 func dirPrefix(dir string) string { return dir + "/" }
 
-// Put writes value at key; with opts.TTL the key lives on a lease of its own (see leases.go).
+// Put writes value at key; with opts.TTL the key lives on a lease (see leases.go).
 func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kvstore.WriteOptions) error {
 	k, err := s.normalize("put", key)
 	if err != nil {
@@ -53,7 +53,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kvstore
 	resp, err := s.cli.Put(octx, k, string(value), ops...)
 	if err != nil {
 		if keep {
-			s.forget(lease)
+			s.unref(lease)
 		}
 		return s.fail(ctx, "put", k, err)
 	}

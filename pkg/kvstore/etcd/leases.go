@@ -13,16 +13,26 @@ import (
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
-// TTL keys live on leases: a Put with a TTL grants a lease of its own for the key and attaches
-// the key to it. A lease costs the server little and one per write keeps the bookkeeping
-// trivially right (no lease is ever shared by two keys). Refreshes of a KeepAlive key renew the
-// lease, which neither changes the key's ModRevision nor sends a watch event.
+// TTL keys live on leases. A Put with a TTL but no KeepAlive grants a lease of its own for the
+// key. KeepAlive keys of one TTL (in whole seconds) share one lease per store, kept alive by one
+// keep-alive stream: 10,000 registered entries then cost one lease and one goroutine, not
+// 10,000 of each. Refreshing a lease changes neither the keys' ModRevision nor sends a watch
+// event.
 //
-// Only leases under keep-alive need tracking (kept): when a later Put or Delete takes the key
-// off such a lease, its refresh must stop. Which lease the key was on is read from the write's
-// own PrevKv, so concurrent writes of one key cannot confuse the bookkeeping. An abandoned
-// lease is not revoked: it carries no key any more and expires by itself within its TTL, and a
-// revoke would add a round trip to every write.
+// A shared lease counts the keys this store put on it (refs). Which lease a key was on is read
+// from each write's own PrevKv, so concurrent writes of one key cannot confuse the count: a write
+// adds one to the lease it puts the key on and takes one off the lease the key left. When the
+// count drops to zero the keep-alive stops and the lease, carrying no key of ours, expires by
+// itself (a revoke would add a round trip to every write). A key deleted by another client is
+// not seen, which only keeps a lease alive longer than needed — never shorter.
+
+// keptLease is a lease this store keeps alive.
+type keptLease struct {
+	id   clientv3.LeaseID
+	secs int64
+	refs int // keys of this store on the lease, including writes in flight
+	stop context.CancelFunc
+}
 
 // leaseSeconds is the lease TTL for a key TTL. etcd leases have whole seconds; rounding to the
 // nearest second keeps the key present while it is refreshed more often than ttl − 0.5s and
@@ -33,24 +43,42 @@ func leaseSeconds(ttl time.Duration) int64 {
 	return max(int64((ttl+time.Second/2)/time.Second), 1)
 }
 
-// grant creates a lease for a TTL write. With keepAlive, the lease is registered (and its
-// keep-alive started) before the key is written, so that any concurrent write of this store
-// asks for the PrevKv that tells whether the key left the lease.
+// grant returns the lease for a TTL write: a new one, or with keepAlive the store's shared lease
+// of that TTL (created and kept alive on first use). A keepAlive grant counts the write on the
+// lease; the caller takes it off again (unref) when the write fails.
 func (s *Store) grant(ctx context.Context, ttl time.Duration, keepAlive bool) (clientv3.LeaseID, error) {
+	secs := leaseSeconds(ttl)
+	if keepAlive {
+		s.mu.Lock()
+		if kl := s.shared[secs]; kl != nil {
+			kl.refs++
+			s.mu.Unlock()
+			return kl.id, nil
+		}
+		s.mu.Unlock()
+	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	resp, err := s.cli.Grant(ctx, leaseSeconds(ttl))
+	resp, err := s.cli.Grant(ctx, secs)
 	if err != nil {
 		return 0, err
 	}
-	if keepAlive {
-		kctx, stop := context.WithCancel(s.ctx)
-		s.mu.Lock()
-		s.kept[resp.ID] = stop
+	if !keepAlive {
+		return resp.ID, nil
+	}
+	s.mu.Lock()
+	if kl := s.shared[secs]; kl != nil { // another write created it meanwhile: ours expires unused
+		kl.refs++
 		s.mu.Unlock()
-		if !s.goroutine(func() { s.refresh(kctx, resp.ID) }) {
-			s.forget(resp.ID)
-		}
+		return kl.id, nil
+	}
+	kctx, stop := context.WithCancel(s.ctx)
+	kl := &keptLease{id: resp.ID, secs: secs, refs: 1, stop: stop}
+	s.kept[resp.ID] = kl
+	s.shared[secs] = kl
+	s.mu.Unlock()
+	if !s.goroutine(func() { s.refresh(kctx, resp.ID) }) {
+		s.drop(resp.ID)
 	}
 	return resp.ID, nil
 }
@@ -67,24 +95,40 @@ func (s *Store) writeOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
 	return opts
 }
 
-// released stops the keep-alive of the leases that the given previous pairs were on (the
-// keys left them); leases of other clients are ignored.
+// released takes the keys that left leases (the given previous pairs) off this store's kept
+// leases; leases of other clients are ignored.
 func (s *Store) released(prev ...*mvccpb.KeyValue) {
 	for _, kv := range prev {
 		if kv != nil && kv.Lease != 0 {
-			s.forget(clientv3.LeaseID(kv.Lease))
+			s.unref(clientv3.LeaseID(kv.Lease))
 		}
 	}
 }
 
-// forget stops refreshing a lease.
-func (s *Store) forget(id clientv3.LeaseID) {
+// unref takes one key off a kept lease, and stops keeping it alive when none is left.
+func (s *Store) unref(id clientv3.LeaseID) {
 	s.mu.Lock()
-	stop, ok := s.kept[id]
+	kl, ok := s.kept[id]
+	if ok {
+		kl.refs--
+	}
+	s.mu.Unlock()
+	if ok && kl.refs <= 0 {
+		s.drop(id)
+	}
+}
+
+// drop stops refreshing a lease, whatever its count (it is lost, or nothing of ours is on it).
+func (s *Store) drop(id clientv3.LeaseID) {
+	s.mu.Lock()
+	kl, ok := s.kept[id]
 	delete(s.kept, id)
+	if ok && s.shared[kl.secs] == kl {
+		delete(s.shared, kl.secs)
+	}
 	s.mu.Unlock()
 	if ok {
-		stop()
+		kl.stop()
 	}
 }
 
@@ -93,7 +137,7 @@ func (s *Store) forget(id clientv3.LeaseID) {
 // every lease), so refresh starts it again — unless the server says the lease is gone, and
 // with it the key.
 func (s *Store) refresh(ctx context.Context, id clientv3.LeaseID) {
-	defer s.forget(id)
+	defer s.drop(id)
 	for {
 		if ch, err := s.cli.KeepAlive(ctx, id); err == nil {
 			for range ch {

@@ -30,8 +30,9 @@ type Store struct {
 
 	closed   atomic.Bool // set under mu, so goroutine never adds to wg after Close waited
 	mu       sync.Mutex
-	kept     map[clientv3.LeaseID]context.CancelFunc // leases of KeepAlive keys → stop their refresh
-	sessions map[*session]struct{}                   // lock leases, revoked by Close
+	kept     map[clientv3.LeaseID]*keptLease // leases this store keeps alive (see leases.go)
+	shared   map[int64]*keptLease            // by TTL seconds: the lease new KeepAlive keys go on
+	sessions map[*session]struct{}           // lock leases, revoked by Close
 }
 
 var _ kvstore.Store = (*Store)(nil)
@@ -96,7 +97,8 @@ func open(ctx context.Context, addrs []string, cfg *kvstore.Config) (*Store, err
 		timeout:  c.ConnectionTimeout,
 		ctx:      sctx,
 		cancel:   scancel,
-		kept:     map[clientv3.LeaseID]context.CancelFunc{},
+		kept:     map[clientv3.LeaseID]*keptLease{},
+		shared:   map[int64]*keptLease{},
 		sessions: map[*session]struct{}{},
 	}, nil
 }

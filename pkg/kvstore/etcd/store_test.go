@@ -46,7 +46,7 @@ func TestMapping(t *testing.T) {
 		_ = st.Put(ctx, "ka/tree/a", nil, kept)
 		_ = st.DeleteTree(ctx, "ka/tree")
 		_ = st.Put(ctx, "ka/again", nil, kept)
-		_ = st.Put(ctx, "ka/again", nil, kept) // a new lease replaces the old one
+		_ = st.Put(ctx, "ka/again", nil, kept) // the same shared lease, counted once
 		_, p, _ := st.AtomicPut(ctx, "ka/cas", nil, nil, kept)
 		_, _, _ = st.AtomicPut(ctx, "ka/cas", nil, p, nil)
 		_, _, _ = st.AtomicPut(ctx, "ka/cas2", nil, nil, kept)
@@ -55,8 +55,20 @@ func TestMapping(t *testing.T) {
 		s.mu.Lock()
 		n := len(s.kept)
 		s.mu.Unlock()
-		if n != 1 { // ka/again's current lease
+		if n != 1 { // the shared lease of ka/again
 			t.Fatalf("%d leases kept alive, want 1", n)
+		}
+		for _, k := range []string{"ka/one", "ka/two", "ka/three"} {
+			_ = st.Put(ctx, k, nil, kept)
+		}
+		s.mu.Lock()
+		n, refs := len(s.kept), 0
+		for _, kl := range s.kept {
+			refs = kl.refs
+		}
+		s.mu.Unlock()
+		if n != 1 || refs != 4 { // KeepAlive keys of one TTL share one lease
+			t.Fatalf("%d leases kept alive holding %d keys, want 1 holding 4", n, refs)
 		}
 	})
 
