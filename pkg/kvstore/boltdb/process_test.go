@@ -27,7 +27,7 @@ const (
 func TestHelperHolder(t *testing.T) {
 	path := os.Getenv(envHolderPath)
 	if path == "" {
-		t.Skip("helper process only")
+		return // only the child process of startHolder does anything here
 	}
 	ctx := context.Background()
 	st, err := kvstore.New(ctx, kvstore.BoltDB, []string{path}, nil)

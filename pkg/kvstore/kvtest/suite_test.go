@@ -34,7 +34,7 @@ func TestMemSuite(t *testing.T) {
 // meant to catch it fail: a suite that cannot fail checks nothing.
 func TestSuiteCatchesBugs(t *testing.T) {
 	if mutation != "" {
-		t.Skip("running as a mutation child")
+		return // a mutation child runs the suite only, not this driver
 	}
 	cases := map[string][]string{
 		"unsorted-list":        {"ListBelowDirectory"},
