@@ -1,7 +1,6 @@
 package leadership_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -27,7 +26,7 @@ import (
 // have their backend restarted under them, while an outside checker records every leadership
 // and asserts that two never overlap and that terms strictly increase.
 //
-// What is recorded, and why. Each candidate's store is wrapped in a lockSpy, which reports the
+// What is recorded, and why. Each candidate's store is wrapped in a backendtest.LockSpy, which reports the
 // lock itself: ACQUIRED <term> once the lock is granted (before the Candidate learns of it),
 // RELEASED before an Unlock reaches the store, and LOST before the Candidate can see a loss.
 // Every line carries the wall-clock time at which it was taken. On top of that the child prints
@@ -66,79 +65,6 @@ const churnRole = "churn-candidate"
 
 func init() { backendtest.RegisterChildRole(churnRole, runChurnCandidate) }
 
-// churnEmit writes one "<KIND> <value> <unix-nanos>" record.
-type churnEmit func(kind string, value uint64)
-
-// lockSpy wraps a store so that its locks report their tenures (see the comment above).
-type lockSpy struct {
-	kvstore.Store
-	emit churnEmit
-}
-
-func (s *lockSpy) NewLock(ctx context.Context, key string, opts *kvstore.LockOptions) (kvstore.Locker, error) {
-	l, err := s.Store.NewLock(ctx, key, opts)
-	if err != nil {
-		return nil, err
-	}
-	var value []byte
-	if opts != nil {
-		value = opts.Value
-	}
-	return &spyLock{Locker: l, spy: s, key: key, value: value}, nil
-}
-
-type spyLock struct {
-	kvstore.Locker
-	spy   *lockSpy
-	key   string
-	value []byte
-
-	mu   sync.Mutex
-	held bool // between ACQUIRED and the first RELEASED or LOST
-	gen  int  // tenure number: a loss signal of an earlier tenure is not this one's
-}
-
-func (l *spyLock) Lock(ctx context.Context) (<-chan struct{}, error) {
-	lost, err := l.Locker.Lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// The term is the lock key's LastIndex while we hold it (what Candidate.confirm reads too).
-	var term uint64
-	if pair, err := l.spy.Store.Get(ctx, l.key); err == nil && bytes.Equal(pair.Value, l.value) {
-		term = pair.LastIndex
-	}
-	l.mu.Lock()
-	l.gen++
-	gen := l.gen
-	l.held = true
-	l.spy.emit("ACQUIRED", term)
-	l.mu.Unlock()
-	// The Candidate sees the loss only on our channel, closed after LOST was reported.
-	out := make(chan struct{})
-	go func() {
-		<-lost
-		l.mu.Lock()
-		if l.held && l.gen == gen {
-			l.held = false
-			l.spy.emit("LOST", 0)
-		}
-		l.mu.Unlock()
-		close(out)
-	}()
-	return out, nil
-}
-
-func (l *spyLock) Unlock(ctx context.Context) error {
-	l.mu.Lock()
-	if l.held {
-		l.held = false
-		l.spy.emit("RELEASED", 0)
-	}
-	l.mu.Unlock()
-	return l.Locker.Unlock(ctx)
-}
-
 // runChurnCandidate campaigns in a child process, reports as described above, and resigns on
 // SIGUSR1 (the parent's way to ask: backendtest children have no stdin).
 func runChurnCandidate(spec backendtest.ChildSpec, out io.Writer) error {
@@ -161,7 +87,7 @@ func runChurnCandidate(spec backendtest.ChildSpec, out io.Writer) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c := leadership.NewCandidate(&lockSpy{Store: store, emit: emit}, spec.Args["key"], spec.Args["node"], ttl)
+	c := leadership.NewCandidate(&backendtest.LockSpy{Store: store, Emit: emit}, spec.Args["key"], spec.Args["node"], ttl)
 	elected, errs := c.RunForElection(ctx)
 	for {
 		select {
@@ -362,7 +288,7 @@ func (ch *churn) spawnLocal(name string) {
 	emit := func(kind string, value uint64) {
 		ch.events <- churnEvent{node: name, kind: kind, value: value, ts: time.Now().UnixNano(), recv: time.Now()}
 	}
-	c := leadership.NewCandidate(&lockSpy{Store: store, emit: emit}, ch.key, name, ttl)
+	c := leadership.NewCandidate(&backendtest.LockSpy{Store: store, Emit: emit}, ch.key, name, ttl)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch.t.Cleanup(cancel)
 	ch.members[name] = &localMember{name: name, store: store, cancel: cancel, cand: c}

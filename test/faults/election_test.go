@@ -3,7 +3,6 @@
 package faults
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvop/kvop/internal/backendtest"
 	"github.com/kvop/kvop/pkg/kvstore"
 	"github.com/kvop/kvop/pkg/leadership"
 )
@@ -21,7 +21,7 @@ import (
 // The election checker of these tests. Its candidates run in this process, each on a store of
 // its own, and two kinds of records reach one ordered channel:
 //
-//   - what the lock does, from a lockSpy around each candidate's store: ACQUIRED <term> once the
+//   - what the lock does, from a backendtest.LockSpy around each candidate's store: ACQUIRED <term> once the
 //     store granted the lock (before the Candidate learns of it), RELEASED before an Unlock
 //     reaches the store, LOST before the Candidate can see a loss. Each is sent synchronously
 //     at that point, so the channel holds them in causal order: an old holder's RELEASED or
@@ -43,70 +43,6 @@ type electionEvent struct {
 	kind  string
 	value uint64
 	at    time.Time
-}
-
-// lockSpy wraps a store so that its locks report their tenures.
-type lockSpy struct {
-	kvstore.Store
-	emit func(kind string, value uint64)
-}
-
-func (s *lockSpy) NewLock(ctx context.Context, key string, opts *kvstore.LockOptions) (kvstore.Locker, error) {
-	l, err := s.Store.NewLock(ctx, key, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &spyLock{Locker: l, spy: s, key: key, value: opts.Value}, nil
-}
-
-type spyLock struct {
-	kvstore.Locker
-	spy   *lockSpy
-	key   string
-	value []byte
-
-	mu   sync.Mutex
-	held bool
-	gen  int // tenure number: a loss signal of an earlier tenure is not this one's
-}
-
-func (l *spyLock) Lock(ctx context.Context) (<-chan struct{}, error) {
-	lost, err := l.Locker.Lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var term uint64 // the lock key's LastIndex, which Candidate.confirm reads as the term too
-	if pair, err := l.spy.Store.Get(ctx, l.key); err == nil && bytes.Equal(pair.Value, l.value) {
-		term = pair.LastIndex
-	}
-	l.mu.Lock()
-	l.gen++
-	gen := l.gen
-	l.held = true
-	l.spy.emit("ACQUIRED", term)
-	l.mu.Unlock()
-	out := make(chan struct{}) // the Candidate sees the loss only after LOST was recorded
-	go func() {
-		<-lost
-		l.mu.Lock()
-		if l.held && l.gen == gen {
-			l.held = false
-			l.spy.emit("LOST", 0)
-		}
-		l.mu.Unlock()
-		close(out)
-	}()
-	return out, nil
-}
-
-func (l *spyLock) Unlock(ctx context.Context) error {
-	l.mu.Lock()
-	if l.held {
-		l.held = false
-		l.spy.emit("RELEASED", 0)
-	}
-	l.mu.Unlock()
-	return l.Locker.Unlock(ctx)
 }
 
 // election is n candidates for one key, watched by the checker.
@@ -131,7 +67,7 @@ func startElection(t *testing.T, open func() kvstore.Store, key string, n int, t
 	cases := make([]reflect.SelectCase, n)
 	for i := range n {
 		node := fmt.Sprintf("cand-%d", i)
-		spy := &lockSpy{Store: open(), emit: func(kind string, v uint64) {
+		spy := &backendtest.LockSpy{Store: open(), Emit: func(kind string, v uint64) {
 			el.events <- electionEvent{node: node, kind: kind, value: v, at: time.Now()}
 		}}
 		cands[i] = leadership.NewCandidate(spy, key, node, ttl)
