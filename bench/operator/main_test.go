@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kvopv1 "github.com/kvop/kvop/api/v1"
+	"github.com/kvop/kvop/bench/internal/results"
 	"github.com/kvop/kvop/internal/operatortest"
 )
 
@@ -30,50 +31,12 @@ func TestMain(m *testing.M) {
 	operatortest.Main(m)
 }
 
-// File is what the harness writes (BENCH_OPERATOR_OUT); bench/cmd/benchreport reads it with a
-// copy of these types (this package only builds with the bench tag).
-type File struct {
-	Started  time.Time         `json:"started"`
-	Settings map[string]string `json:"settings"`
-	Latency  []*LatencyRun     `json:"latency"`
-	Scale    *ScaleRun         `json:"scale,omitempty"`
-}
-
-// LatencyRun is one backend at one pod count.
-type LatencyRun struct {
-	Backend string `json:"backend"`
-	Pods    int    `json:"pods"`
-	Workers int    `json:"workers"`
-	// Samples: per pod, status update sent → entry first seen in the backend.
-	Samples []time.Duration `json:"samples_ns"`
-	// Total: first status update sent → last entry seen.
-	Total time.Duration `json:"total_ns"`
-	Error string        `json:"error,omitempty"`
-}
-
-// ScaleRun is the real manager process at R Registrations × P pods.
-type ScaleRun struct {
-	Mode          string `json:"mode"` // small, full or custom
-	Backend       string `json:"backend"`
-	Registrations int    `json:"registrations"`
-	PodsPer       int    `json:"pods_per_registration"`
-	Pods          int    `json:"pods"`
-	// Setup: creating the objects (Registrations, pods) and marking the pods Ready.
-	Setup time.Duration `json:"setup_ns"`
-	// Registered: first pod marked Ready → every entry in the backend and every Registration Ready.
-	Registered time.Duration `json:"registered_ns"`
-	// Peak memory of the first manager process over the whole run: max sampled VmRSS and VmHWM.
-	MaxRSS int64 `json:"max_rss_bytes"`
-	HWM    int64 `json:"hwm_bytes"`
-	// controller_runtime_reconcile_total of the first process, by controller and result.
-	Reconciles map[string]map[string]float64 `json:"reconciles"`
-	// Resync: second process started (after the store was wiped) → every entry back.
-	Resync       time.Duration                 `json:"resync_ns"`
-	ResyncStatus time.Duration                 `json:"resync_status_ns"` // → every Registration Ready with P
-	ResyncHWM    int64                         `json:"resync_hwm_bytes"`
-	ResyncRecon  map[string]map[string]float64 `json:"resync_reconciles"`
-	Error        string                        `json:"error,omitempty"`
-}
+// The harness's results (BENCH_OPERATOR_OUT), shared with bench/cmd/benchreport.
+type (
+	File       = results.OperatorFile
+	LatencyRun = results.OperatorLatency
+	ScaleRun   = results.OperatorScale
+)
 
 type config struct {
 	out      string

@@ -12,42 +12,16 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kvop/kvop/bench/internal/results"
 )
 
-// operatorFile is what the operator harness (bench/operator, build tag bench) writes to
-// operator.json; a copy of its types, since that package only builds with the tag.
-type operatorFile struct {
-	Started  time.Time         `json:"started"`
-	Settings map[string]string `json:"settings"`
-	Latency  []*opLatency      `json:"latency"`
-	Scale    *opScale          `json:"scale,omitempty"`
-}
-
-type opLatency struct {
-	Backend string          `json:"backend"`
-	Pods    int             `json:"pods"`
-	Workers int             `json:"workers"`
-	Samples []time.Duration `json:"samples_ns"`
-	Total   time.Duration   `json:"total_ns"`
-	Error   string          `json:"error,omitempty"`
-}
-
-type opScale struct {
-	Mode          string                        `json:"mode"`
-	Backend       string                        `json:"backend"`
-	Registrations int                           `json:"registrations"`
-	PodsPer       int                           `json:"pods_per_registration"`
-	Pods          int                           `json:"pods"`
-	Setup         time.Duration                 `json:"setup_ns"`
-	Registered    time.Duration                 `json:"registered_ns"`
-	MaxRSS        int64                         `json:"max_rss_bytes"`
-	HWM           int64                         `json:"hwm_bytes"`
-	Reconciles    map[string]map[string]float64 `json:"reconciles"`
-	Resync        time.Duration                 `json:"resync_ns"`
-	ResyncHWM     int64                         `json:"resync_hwm_bytes"`
-	ResyncRecon   map[string]map[string]float64 `json:"resync_reconciles"`
-	Error         string                        `json:"error,omitempty"`
-}
+// What the operator harness (bench/operator) writes to operator.json.
+type (
+	operatorFile = results.OperatorFile
+	opLatency    = results.OperatorLatency
+	opScale      = results.OperatorScale
+)
 
 // Issue 10's operator targets.
 const (
