@@ -45,6 +45,9 @@ type Store struct {
 
 var _ kvstore.Store = (*Store)(nil)
 
+// resyncDelay is how long watchers wait after a reconnect before they re-read (see onEvent).
+const resyncDelay = 100 * time.Millisecond
+
 // errTimeout is a request that got no answer within Config.ConnectionTimeout.
 var errTimeout = errors.New("no answer from ZooKeeper within the connection timeout")
 
@@ -228,8 +231,11 @@ func (s *Store) onEvent(ev zk.Event) {
 		s.stateMu.Unlock()
 		if ev.State == zk.StateHasSession {
 			// After any reconnect, watchers re-read: a new session has lost every watch, and
-			// even a resumed one is cheaper to check than to trust.
-			s.hub.resyncAll()
+			// even a resumed one is cheaper to check than to trust. The re-read waits a moment:
+			// go-zookeeper v1.0.4 re-registers its watches right after reconnecting and reads
+			// Conn.lastZxid unsynchronised while the answers to our reads would write it (a data
+			// race inside the library that -race reports); a moment later it is done.
+			time.AfterFunc(resyncDelay, s.hub.resyncAll)
 		}
 	case zk.EventNotWatching:
 		s.hub.resyncAll()
