@@ -406,15 +406,17 @@ func TestWatchAcrossRestart(t *testing.T) {
 	if err := st.Put(ctx, "restart/ttl", []byte("v"), &kvstore.WriteOptions{TTL: outageTTL, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	srv.Kill()
 	time.Sleep(time.Second)
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	outage := time.Since(killed)
 	time.Sleep(testTTLBound(outageTTL))
 	select {
 	case <-lost:
-		t.Fatal("lock lost across a short server restart")
+		t.Fatalf("lock lost across a server restart of %s (TTL %s)", outage.Round(time.Millisecond), outageTTL)
 	default:
 	}
 	for _, k := range []string{"restart/lock", "restart/ttl"} {

@@ -259,15 +259,40 @@ func (l *locker) follow(ctx context.Context, session string, index uint64) bool 
 			index = 0
 			continue
 		}
-		backoff = minBackoff
 		if pair == nil || pair.Session != session {
-			return true
+			if l.confirmLost(ctx, session) {
+				return true
+			}
+			// The server that answered is behind its log: ask again after a pause.
+			if sleepCtx(ctx, backoff) != nil {
+				return false
+			}
+			backoff = min(2*backoff, maxBackoff)
+			index = 0
+			continue
 		}
+		backoff = minBackoff
 		if next < index {
 			next = 0
 		}
 		index = max(next, 1)
 	}
+}
+
+// confirmLost re-reads the key with a consistent read before follow gives the lock up: a
+// server that has just restarted and won an election may answer a default read from its
+// state store before it has replayed the raft log written since its last snapshot, where the
+// key or its binding to the session is missing. A consistent read is refused until that
+// replay is done. It returns false when the key is still bound to session, or when the read
+// failed (follow then reads again, and renewals decide whether an outage costs the lock).
+func (l *locker) confirmLost(ctx context.Context, session string) bool {
+	var pair *api.KVPair
+	err := l.s.call(ctx, false, l.s.cfg.ConnectionTimeout, func(ctx context.Context, c *api.Client) error {
+		var err error
+		pair, _, err = c.KV().Get(l.key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+		return err
+	})
+	return err == nil && (pair == nil || pair.Session != session)
 }
 
 // Unlock releases the lock: it deletes the key if the session still holds it, which wakes

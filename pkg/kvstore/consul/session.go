@@ -71,14 +71,31 @@ func (s *store) createSession(ctx context.Context, name string, ttl time.Duratio
 // errSessionGone: a renewal found the session expired or destroyed.
 var errSessionGone = errors.New("session expired or destroyed")
 
+// errNotCaughtUp: a server answered that a session does not exist, but a consistent read
+// found it; the answer came from a server that had not yet replayed its raft log.
+var errNotCaughtUp = errors.New("server answered before catching up with its raft log")
+
 // renewSession resets the session's TTL timer.
+//
+// A "no such session" answer is confirmed by a consistent read before it counts: a server
+// that has just restarted and won an election answers renewals from its state store before it
+// has replayed the raft log written since its last snapshot, so a live session can look gone
+// for a moment. A consistent read waits for that replay (the server refuses it until then).
 func (s *store) renewSession(ctx context.Context, id string) error {
 	return s.call(ctx, true, s.cfg.ConnectionTimeout, func(ctx context.Context, c *api.Client) error {
 		entry, _, err := c.Session().Renew(id, writeOpts(ctx))
-		if err == nil && entry == nil {
-			return errSessionGone
+		if err != nil || entry != nil {
+			return err
 		}
-		return err
+		q := (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx)
+		entry, _, err = c.Session().Info(id, q)
+		switch {
+		case err != nil:
+			return err
+		case entry != nil:
+			return errNotCaughtUp
+		}
+		return errSessionGone
 	})
 }
 
