@@ -184,6 +184,11 @@ func (l *locker) createEntry(ctx context.Context) (string, error) {
 		path string
 		err  error
 	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	if err := s.awaitReady(ctx, timer.C); err != nil {
+		return "", err
+	}
 	rc := make(chan result, 1)
 	if !s.spawn(func() {
 		p, err := s.conn.CreateProtectedEphemeralSequential(l.queue+"/lock-", l.value, s.acl())
@@ -198,8 +203,6 @@ func (l *locker) createEntry(ctx context.Context) (string, error) {
 			}
 		})
 	}
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
 	select {
 	case r := <-rc:
 		return r.path, r.err

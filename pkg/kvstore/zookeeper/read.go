@@ -158,6 +158,11 @@ func (s *Store) pipeline(ctx context.Context, n int, fn func(i int) error) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	if err := s.awaitReady(ctx, timer.C); err != nil {
+		return err
+	}
 	var next atomic.Int64
 	results := make(chan error, n) // never blocks a worker that is abandoned
 	for range min(n, walkParallelism) {
@@ -171,8 +176,6 @@ func (s *Store) pipeline(ctx context.Context, n int, fn func(i int) error) error
 			}
 		}()
 	}
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
 	for answered := 0; answered < n; answered++ {
 		select {
 		case err := <-results:

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -32,6 +33,10 @@ type Store struct {
 	// Session state, fed by the connection's event callback.
 	stateMu sync.Mutex
 	stateCh chan struct{} // closed and replaced on every session state change
+	// readyAt is when requests may be sent (unix nanoseconds; 0 while there is no session):
+	// resyncDelay after a reconnect, at once after the first connect (see onEvent).
+	readyAt   atomic.Int64 // written under stateMu
+	connected bool         // the first session was had; under stateMu
 
 	hub   hub      // watch subscriptions, fed by the event callback
 	ttls  ttlTable // client-side expiry and keep-alive of TTL keys
@@ -45,7 +50,15 @@ type Store struct {
 
 var _ kvstore.Store = (*Store)(nil)
 
-// resyncDelay is how long watchers wait after a reconnect before they re-read (see onEvent).
+// resyncDelay is how long requests wait after a reconnect before they are sent (awaitReady).
+//
+// go-zookeeper v1.0.4 (the newest release) re-registers its watches right after it
+// reconnects, reading Conn.lastZxid without synchronisation while its receive loop writes it
+// from every answer: an answer to one of our requests sent at once would race with it (-race
+// reports a data race inside the library). The re-registration starts at the moment the
+// session is re-established, before any answer can arrive; 100 ms later it has long read the
+// field. A request issued while disconnected would otherwise wait in the library's send queue
+// and be sent at that very moment, so requests wait here, not there.
 const resyncDelay = 100 * time.Millisecond
 
 // errTimeout is a request that got no answer within Config.ConnectionTimeout.
@@ -225,16 +238,26 @@ func (s *Store) stateChanged() <-chan struct{} {
 func (s *Store) onEvent(ev zk.Event) {
 	switch ev.Type {
 	case zk.EventSession:
+		// readyAt changes before stateCh is closed: a waiter woken by the change must see it.
 		s.stateMu.Lock()
+		reconnect := false
+		switch {
+		case ev.State != zk.StateHasSession:
+			s.readyAt.Store(0)
+		case s.connected:
+			reconnect = true
+			s.readyAt.Store(time.Now().Add(resyncDelay).UnixNano())
+		default:
+			s.connected = true
+			s.readyAt.Store(time.Now().UnixNano())
+		}
 		close(s.stateCh)
 		s.stateCh = make(chan struct{})
 		s.stateMu.Unlock()
-		if ev.State == zk.StateHasSession {
-			// After any reconnect, watchers re-read: a new session has lost every watch, and
-			// even a resumed one is cheaper to check than to trust. The re-read waits a moment:
-			// go-zookeeper v1.0.4 re-registers its watches right after reconnecting and reads
-			// Conn.lastZxid unsynchronised while the answers to our reads would write it (a data
-			// race inside the library that -race reports); a moment later it is done.
+		if reconnect {
+			// After a reconnect, requests wait a moment (see awaitReady), and then watchers
+			// re-read: a new session has lost every watch, and even a resumed one is cheaper
+			// to check than to trust.
 			time.AfterFunc(resyncDelay, s.hub.resyncAll)
 		}
 	case zk.EventNotWatching:
@@ -299,13 +322,16 @@ func call[T any](s *Store, ctx context.Context, fn func() (T, error)) (T, error)
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	if err := s.awaitReady(ctx, timer.C); err != nil {
+		return zero, err
+	}
 	done := make(chan result, 1)
 	go func() {
 		v, err := fn()
 		done <- result{v, err}
 	}()
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
 	select {
 	case r := <-done:
 		if r.err != nil && s.isClosed() {
@@ -318,6 +344,32 @@ func call[T any](s *Store, ctx context.Context, fn func() (T, error)) (T, error)
 		return zero, errTimeout
 	case <-s.closed:
 		return zero, kvstore.ErrClosed
+	}
+}
+
+// awaitReady waits until requests may be sent: the connection has a session, and resyncDelay
+// has passed since a reconnect. It ends with errTimeout when timeout fires first.
+func (s *Store) awaitReady(ctx context.Context, timeout <-chan time.Time) error {
+	for {
+		changed := s.stateChanged()
+		var wait <-chan time.Time
+		if at := s.readyAt.Load(); at != 0 {
+			d := time.Until(time.Unix(0, at))
+			if d <= 0 {
+				return nil
+			}
+			wait = time.After(d)
+		}
+		select {
+		case <-wait:
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return errTimeout
+		case <-s.closed:
+			return kvstore.ErrClosed
+		}
 	}
 }
 
