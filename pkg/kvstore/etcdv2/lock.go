@@ -85,10 +85,12 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 	node, enc := valueNode(l.key), encodeValue(l.value, 0)
 	var delay time.Duration
 	for {
-		octx, ocancel := s.opCtx(wctx)
-		resp, err := s.kapi.Set(octx, node, enc, &client.SetOptions{PrevExist: client.PrevNoExist, TTL: l.ttl})
-		ocancel()
+		resp, err := l.create(node, enc)
 		if err == nil {
+			if ctx.Err() != nil {
+				l.dropCreated(resp.Node)
+				return fail(ctx.Err())
+			}
 			return l.held(resp.Node)
 		}
 		switch {
@@ -117,6 +119,30 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 			delay = backoff(delay)
 			retry.Sleep(wctx, delay)
 		}
+	}
+}
+
+// create tries once to take the lock node. The request is not cut short by the caller's ctx,
+// only by Close and the request timeout: a create the server applied but whose answer was
+// abandoned would leave a lock that nobody holds, refreshes or releases, and every candidate
+// would wait a whole TTL for it to expire (a Lock given up at the moment of a handover did
+// exactly that). Lock releases a create that succeeded after its ctx ended.
+func (l *locker) create(node, enc string) (*client.Response, error) {
+	cctx, ccancel := l.s.untilClosed(context.Background())
+	defer ccancel()
+	octx, ocancel := l.s.opCtx(cctx)
+	defer ocancel()
+	return l.s.kapi.Set(octx, node, enc, &client.SetOptions{PrevExist: client.PrevNoExist, TTL: l.ttl})
+}
+
+// dropCreated deletes a lock node this locker has just created but will not hold (compare on
+// its index: never someone else's node).
+func (l *locker) dropCreated(n *client.Node) {
+	s := l.s
+	ctx, cancel := s.opCtx(context.Background())
+	defer cancel()
+	if _, err := s.kapi.Delete(ctx, n.Key, &client.DeleteOptions{PrevIndex: n.ModifiedIndex}); err == nil {
+		s.prune(ctx, dirNode(l.key))
 	}
 }
 

@@ -17,6 +17,7 @@ func lockSubtests() []subtest {
 		{"LockValueVisible", testLockValueVisible},
 		{"UnlockWakesWaiter", testUnlockWakesWaiter},
 		{"LockRespectsContext", testLockRespectsContext},
+		{"LockGivenUpLeavesNothing", testLockGivenUpLeavesNothing},
 		{"LockOutlivesContextAndTTL", testLockOutlivesContext},
 		{"LockLostOnKeyDelete", testLockLostOnKeyDelete},
 		{"LockLostClosedOnUnlock", testLockLostClosedOnUnlock},
@@ -427,4 +428,58 @@ func testLockBookkeepingHidden(e *env) {
 	e.unlock(lb, "new holder")
 	e.wantList(a, dir, kv{"d/x", "x"})
 	e.awaitTree(tree, "WatchTree after the last Unlock", func([]kv) bool { return false }, kv{"d/x", "x"})
+}
+
+// testLockGivenUpLeavesNothing: a Lock call whose ctx ends while a request of it is in flight
+// (applied by the server, its answer not back yet) must not leave the lock taken by nobody.
+// Answers come back late through a slow link, and the call is given up at several moments of
+// its course; each time another client must get the lock within lostBound. The lock's TTL is a
+// minute, so a lock left behind would show.
+func testLockGivenUpLeavesNothing(e *env) {
+	if e.s.Backend == kvstore.BoltDB {
+		return // embedded: no request is ever in flight to a server
+	}
+	const delay, longTTL = 150 * time.Millisecond, time.Minute
+	_, addr := newSlowLink(e.T, e.s.Addrs[0], delay)
+	slow, direct := e.openAt([]string{addr}), e.open()
+	key := e.key("lock")
+	ls, ld := e.newLock(slow, key, "slow", longTTL), e.newLock(direct, key, "direct", longTTL)
+	// How long an uncontended Lock takes through the link (the second one: the first may set
+	// things up once): the requests of a Lock call lie within that span.
+	var full time.Duration
+	for range 2 {
+		start := time.Now()
+		e.lock(ls, "through the slow link")
+		full = time.Since(start)
+		e.unlock(ls, "through the slow link")
+	}
+	given := 0
+	for _, frac := range []float64{0.25, 0.5, 0.75, 0.95} {
+		timeout := time.Duration(float64(full) * frac)
+		ctx, cancel := context.WithTimeout(e.ctx, timeout)
+		_, err := ls.Lock(ctx)
+		cancel()
+		if err == nil { // in time after all
+			e.unlock(ls, "through the slow link")
+			continue
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			e.Fatalf("Lock given up after %v: %v, want context.DeadlineExceeded", timeout, err)
+		}
+		given++
+		start := time.Now()
+		ctx, cancel = context.WithTimeout(e.ctx, lostBound)
+		_, err = ld.Lock(ctx)
+		cancel()
+		e.Logf("Lock given up after %v (uncontended: %v); the other client's Lock took %v", timeout.Round(time.Millisecond),
+			full.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		if err != nil {
+			e.Fatalf("a Lock given up %v into its course (an uncontended one takes %v) left the lock taken: "+
+				"another client's Lock within %v: %v", timeout, full.Round(time.Millisecond), lostBound, err)
+		}
+		e.unlock(ld, "the other client")
+	}
+	if given == 0 {
+		e.Fatalf("every Lock through the slow link won within its deadline: the test gave up none")
+	}
 }
