@@ -146,5 +146,5 @@ fuzz: ## Run every fuzz target (each func Fuzz* of the tracked tests) for $(FUZZ
 	  done <<< "$$targets"
 
 .PHONY: test-faults
-test-faults: tools ## Fault tests (build tag faults): backend clusters (test/faults) and the operator under faults (test/operatorfaults), ~5 min.
+test-faults: tools ## Fault tests (build tag faults): backend clusters (test/faults) and the operator under faults (test/operatorfaults), ~2–3 min.
 	$(GO) test $(TEST_FLAGS) -tags faults ./test/...
