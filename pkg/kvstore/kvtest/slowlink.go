@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,18 +25,35 @@ type slowLink struct {
 	wg     sync.WaitGroup
 }
 
+// serverAddr returns the "host:port" of a server address ("host:port", or a URL with a
+// host), and false when addr names no server (a BoltDB file, an in-memory namespace).
+func serverAddr(addr string) (string, bool) {
+	if strings.Contains(addr, "://") {
+		u, err := url.Parse(addr)
+		if err != nil {
+			return "", false
+		}
+		addr = u.Host
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return "", false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return addr, err == nil
+}
+
 // newSlowLink starts a slow link to addr ("host:port", or a URL with a host) and returns it
 // with the address clients should use instead (the same form as addr). It stops when the
 // test ends.
 func newSlowLink(t testing.TB, addr string, delay time.Duration) (*slowLink, string) {
 	t.Helper()
-	target, rewrite := addr, func(hostPort string) string { return hostPort }
-	if strings.Contains(addr, "://") {
-		u, err := url.Parse(addr)
-		if err != nil {
-			t.Fatalf("slow link: %v", err)
-		}
-		target = u.Host
+	target, ok := serverAddr(addr)
+	if !ok {
+		t.Fatalf("slow link: %q is not a server address", addr)
+	}
+	rewrite := func(hostPort string) string { return hostPort }
+	if u, err := url.Parse(addr); err == nil && strings.Contains(addr, "://") {
 		rewrite = func(hostPort string) string { v := *u; v.Host = hostPort; return v.String() }
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
