@@ -34,13 +34,14 @@ func main() {
 
 func run() error {
 	var (
-		metricsAddr, probeAddr, namespace, leaderElectionNamespace, clusterID string
-		leaderElect, secureMetrics                                            bool
-		probeInterval                                                         time.Duration
+		metricsAddr, probeAddr, pprofAddr, namespace, leaderElectionNamespace, clusterID string
+		leaderElect, secureMetrics                                                       bool
+		probeInterval                                                                    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (\"0\" turns it off).")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization by the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of the Go profiler's /debug/pprof endpoints (\"0\", the default, turns it off; never expose it outside the pod).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect one active manager among replicas (a Lease in --leader-election-namespace).")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the manager's own leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
@@ -68,6 +69,7 @@ func run() error {
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics},
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "kvop-manager.kvop.io",
 		LeaderElectionNamespace:       leaderElectionNamespace,
