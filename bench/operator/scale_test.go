@@ -42,6 +42,10 @@ func measureScale(t *testing.T, c config, run *ScaleRun) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	work := t.TempDir()
+	logDir := work
+	if d := os.Getenv("BENCH_OPERATOR_LOGDIR"); d != "" {
+		logDir = d
+	}
 
 	bin := filepath.Join(work, "manager")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/manager")
@@ -71,7 +75,7 @@ func measureScale(t *testing.T, c config, run *ScaleRun) {
 	registry := discovery.NewRegistry(store, prefix)
 	R, P := run.Registrations, run.PodsPer
 
-	m1 := startManager(t, bin, kubeconfig, ns, filepath.Join(work, "manager-1.log"))
+	m1 := startManager(t, bin, kubeconfig, ns, filepath.Join(logDir, "manager-1.log"))
 	defer m1.stop(t)
 
 	// Setup: Registrations, pods (not Ready), then every pod Ready.
@@ -126,7 +130,7 @@ func measureScale(t *testing.T, c config, run *ScaleRun) {
 	if entries, err := registry.Entries(ctx, "svc0000"); err != nil || len(entries) != 0 {
 		t.Fatalf("after the wipe svc0000 holds %d entries (%v)", len(entries), err)
 	}
-	m2 := startManager(t, bin, kubeconfig, ns, filepath.Join(work, "manager-2.log"))
+	m2 := startManager(t, bin, kubeconfig, ns, filepath.Join(logDir, "manager-2.log"))
 	defer m2.stop(t)
 	if err := waitEntries(ctx, registry, R, P, timeout); err != nil {
 		run.Error = "after restart: " + err.Error()
