@@ -106,6 +106,10 @@ func TestDefaults(t *testing.T) {
 	if c.Resources.Requests.Memory().String() != "64Mi" || c.Resources.Limits.Memory().String() != "256Mi" {
 		t.Errorf("resources = %+v", c.Resources)
 	}
+	if len(c.Env) != 1 || c.Env[0].Name != "GOMEMLIMIT" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.ResourceFieldRef == nil ||
+		c.Env[0].ValueFrom.ResourceFieldRef.Resource != "limits.memory" || c.Env[0].ValueFrom.ResourceFieldRef.ContainerName != "manager" {
+		t.Errorf("env = %+v, want GOMEMLIMIT from the manager's limits.memory", c.Env)
+	}
 	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 		t.Errorf("probes = %+v / %+v, want /healthz and /readyz", c.LivenessProbe, c.ReadinessProbe)
 	}
@@ -248,6 +252,11 @@ extraArgs: ["--zap-stacktrace-level=panic", "--zap-time-encoding=iso8601"]
 			if !r.Requests.Cpu().Equal(resource.MustParse("200m")) || !r.Limits.Cpu().Equal(resource.MustParse("1")) ||
 				!r.Requests.Memory().Equal(resource.MustParse("128Mi")) || !r.Limits.Memory().Equal(resource.MustParse("1Gi")) {
 				t.Errorf("resources = %+v", r)
+			}
+		}},
+		{"no memory limit", "resources: {limits: null}", func(t *testing.T, m manifest) {
+			if c := manager(t, m.deployment(t)); len(c.Env) != 0 || c.Resources.Limits.Memory().Value() != 0 {
+				t.Errorf("env = %+v, limits = %+v: want no GOMEMLIMIT without a memory limit", c.Env, c.Resources.Limits)
 			}
 		}},
 		{"metrics off", "metrics: {enabled: false}", func(t *testing.T, m manifest) {
