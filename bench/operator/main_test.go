@@ -38,6 +38,10 @@ type (
 	ScaleRun   = results.OperatorScale
 )
 
+// defaultMemLimit is the manager's GOMEMLIMIT in the scale run: what the chart sets for a
+// container memory limit of 192Mi, the budget issue 10 gives the manager at 10,000 pods.
+const defaultMemLimit = "192MiB"
+
 type config struct {
 	out      string
 	pods     []int
@@ -47,11 +51,20 @@ type config struct {
 	scale    string
 	regs     int
 	podsPer  int
+	memLimit string // GOMEMLIMIT of the manager processes ("" for none)
 }
 
 func loadConfig(t *testing.T) config {
 	c := config{out: os.Getenv("BENCH_OPERATOR_OUT"), pods: []int{100}, backends: []string{"etcd", "boltdb"},
-		workers: 8, parts: "latency,scale", scale: "small", regs: 100, podsPer: 10}
+		workers: 8, parts: "latency,scale", scale: "small", regs: 100, podsPer: 10,
+		memLimit: defaultMemLimit}
+	switch v := os.Getenv("BENCH_OPERATOR_MEMLIMIT"); v {
+	case "":
+	case "off":
+		c.memLimit = ""
+	default:
+		c.memLimit = v
+	}
 	if v := os.Getenv("BENCH_OPERATOR_PODS"); v != "" {
 		c.pods = nil
 		for _, s := range strings.Split(v, ",") {
@@ -121,7 +134,8 @@ func TestOperator(t *testing.T) {
 		}
 	}
 	if c.want("scale") && c.scale != "off" {
-		f.Scale = &ScaleRun{Mode: c.scale, Backend: "etcd", Registrations: c.regs, PodsPer: c.podsPer, Pods: c.regs * c.podsPer}
+		f.Scale = &ScaleRun{Mode: c.scale, Backend: "etcd", Registrations: c.regs, PodsPer: c.podsPer, Pods: c.regs * c.podsPer,
+			MemLimit: c.memLimit}
 		t.Run("scale", func(t *testing.T) { measureScale(t, c, f.Scale) })
 	}
 }

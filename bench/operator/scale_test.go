@@ -75,7 +75,7 @@ func measureScale(t *testing.T, c config, run *ScaleRun) {
 	registry := discovery.NewRegistry(store, prefix)
 	R, P := run.Registrations, run.PodsPer
 
-	m1 := startManager(t, bin, kubeconfig, ns, filepath.Join(logDir, "manager-1.log"))
+	m1 := startManager(t, bin, kubeconfig, ns, c.memLimit, filepath.Join(logDir, "manager-1.log"))
 	defer m1.stop(t)
 
 	// Setup: Registrations, pods (not Ready), then every pod Ready.
@@ -130,7 +130,7 @@ func measureScale(t *testing.T, c config, run *ScaleRun) {
 	if entries, err := registry.Entries(ctx, "svc0000"); err != nil || len(entries) != 0 {
 		t.Fatalf("after the wipe svc0000 holds %d entries (%v)", len(entries), err)
 	}
-	m2 := startManager(t, bin, kubeconfig, ns, filepath.Join(logDir, "manager-2.log"))
+	m2 := startManager(t, bin, kubeconfig, ns, c.memLimit, filepath.Join(logDir, "manager-2.log"))
 	defer m2.stop(t)
 	if err := waitEntries(ctx, registry, R, P, timeout); err != nil {
 		run.Error = "after restart: " + err.Error()
@@ -216,7 +216,9 @@ type managerProc struct {
 	exited  chan struct{}
 }
 
-func startManager(t *testing.T, bin, kubeconfig, ns, logPath string) *managerProc {
+// startManager runs the manager binary; memLimit ("" for none) becomes its GOMEMLIMIT, as the
+// chart derives it from the container's memory limit.
+func startManager(t *testing.T, bin, kubeconfig, ns, memLimit, logPath string) *managerProc {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -231,6 +233,9 @@ func startManager(t *testing.T, bin, kubeconfig, ns, logPath string) *managerPro
 	cmd := exec.Command(bin, "--namespace="+ns, "--metrics-bind-address="+addr, "--health-probe-bind-address=0",
 		"--cluster-id=bench", "--probe-interval=30s")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit) // the last of a duplicate wins
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	m := &managerProc{cmd: cmd, metrics: "http://" + addr + "/metrics", log: logPath, exited: make(chan struct{})}
 	m.started = time.Now()

@@ -137,6 +137,13 @@ func operatorSection(w *strings.Builder, dir string, summary *[]string) error {
 	p("and the largest VmRSS sampled every 100 ms. Reconciles: `controller_runtime_reconcile_total` from its ")
 	p("/metrics. Then the manager gets SIGTERM, the whole service tree is deleted from the backend, a new ")
 	p("manager process starts, and the resync is timed from its start to every entry being back.\n\n")
+	if s.MemLimit != "" {
+		p("Both manager processes run with `GOMEMLIMIT=%s`, as the chart deploys the manager with ", s.MemLimit)
+		p("`resources.limits.memory` of that size (it passes the container's memory limit to the Go runtime as ")
+		p("its soft limit, so the heap is collected harder before it could outgrow the container).\n\n")
+	} else {
+		p("The manager processes run without GOMEMLIMIT (as with no container memory limit).\n\n")
+	}
 	if full {
 		p("Scale: **full** (issue 10's 1,000 Registrations / 10,000 pods).\n\n")
 	} else {

@@ -30,6 +30,9 @@ type OperatorScale struct {
 	Registrations int    `json:"registrations"`
 	PodsPer       int    `json:"pods_per_registration"`
 	Pods          int    `json:"pods"`
+	// MemLimit is the GOMEMLIMIT the manager processes ran with ("" for none), as the chart
+	// sets it from the container's memory limit.
+	MemLimit string `json:"gomemlimit,omitempty"`
 	// Setup: creating the objects (Registrations, pods) and marking the pods Ready.
 	Setup time.Duration `json:"setup_ns"`
 	// Registered: first pod marked Ready → every entry in the backend and every Registration Ready.
