@@ -51,7 +51,8 @@ type Reconciler struct {
 	// ClusterID marks the entries this install writes (see controllers.Options).
 	ClusterID string
 
-	skydns skydnsCache // the skydns format's etcd writers, one per open connection
+	skydns    skydnsCache   // the skydns format's etcd writers, one per open connection
+	selectors selectorIndex // every Registration's pod selector, for forPod
 }
 
 // +kubebuilder:rbac:groups=kvop.io,resources=registrations,verbs=get;list;watch;update;patch
@@ -67,9 +68,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, reg); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.NamespacedName)
+			r.selectors.drop(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.selectors.set(reg)
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("registration", klog.KObj(reg)))
 	if !reg.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, reg)

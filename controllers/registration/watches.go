@@ -56,23 +56,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, skipNameValidation bool)
 		Complete(r)
 }
 
-// forPod returns the Registrations of the pod's namespace whose selector matches its labels.
-func (r *Reconciler) forPod(ctx context.Context, o client.Object) []reconcile.Request {
-	regs := &kvopv1.RegistrationList{}
-	if err := r.List(ctx, regs, client.InNamespace(o.GetNamespace())); err != nil {
-		logf.FromContext(ctx).Error(err, "listing Registrations for a pod event")
-		return nil
-	}
-	set := labels.Set(o.GetLabels())
-	var out []reconcile.Request
-	for i := range regs.Items {
-		sel, err := metav1.LabelSelectorAsSelector(&regs.Items[i].Spec.Selector)
-		if err != nil || !sel.Matches(set) {
-			continue
-		}
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&regs.Items[i])})
-	}
-	return out
+// forPod returns the Registrations of the pod's namespace whose selector matches its labels
+// (see selectorIndex).
+func (r *Reconciler) forPod(_ context.Context, o client.Object) []reconcile.Request {
+	return r.selectors.matching(o.GetNamespace(), labels.Set(o.GetLabels()))
 }
 
 // forEndpoint returns the Registrations that use the KVEndpoint.
