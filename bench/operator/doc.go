@@ -37,8 +37,8 @@
 //	BENCH_OPERATOR_SCALE     small (default: 100 Registrations × 10 pods), full (1,000 × 10 =
 //	                         10,000 pods, issue 10's scale), RxP (e.g. 200x10), or off
 //	BENCH_OPERATOR_PARTS     latency,scale (default both)
-//	BENCH_OPERATOR_MEMLIMIT  GOMEMLIMIT of the manager processes in the scale run (default
-//	                         192MiB, what the chart sets for a 192Mi memory limit; off: none)
+//	BENCH_OPERATOR_MEMLIMIT  GOMEMLIMIT of the manager processes in the scale run, as the
+//	                         chart sets it from a memory limit (e.g. 192MiB; default none)
 //	BENCH_OPERATOR_LOGDIR    keep the scale run's manager logs there (default: a temporary
 //	                         directory); with GODEBUG=gctrace=1 they show the Go heap per GC
 package operator

@@ -38,10 +38,6 @@ type (
 	ScaleRun   = results.OperatorScale
 )
 
-// defaultMemLimit is the manager's GOMEMLIMIT in the scale run: what the chart sets for a
-// container memory limit of 192Mi, the budget issue 10 gives the manager at 10,000 pods.
-const defaultMemLimit = "192MiB"
-
 type config struct {
 	out      string
 	pods     []int
@@ -57,14 +53,7 @@ type config struct {
 func loadConfig(t *testing.T) config {
 	c := config{out: os.Getenv("BENCH_OPERATOR_OUT"), pods: []int{100}, backends: []string{"etcd", "boltdb"},
 		workers: 8, parts: "latency,scale", scale: "small", regs: 100, podsPer: 10,
-		memLimit: defaultMemLimit}
-	switch v := os.Getenv("BENCH_OPERATOR_MEMLIMIT"); v {
-	case "":
-	case "off":
-		c.memLimit = ""
-	default:
-		c.memLimit = v
-	}
+		memLimit: os.Getenv("BENCH_OPERATOR_MEMLIMIT")}
 	if v := os.Getenv("BENCH_OPERATOR_PODS"); v != "" {
 		c.pods = nil
 		for _, s := range strings.Split(v, ",") {
