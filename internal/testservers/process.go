@@ -156,8 +156,40 @@ func (p *Process) signal(sig syscall.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
-// Pause freezes the server (SIGSTOP): connections stay open but nothing answers.
-func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+// Pause freezes the server (SIGSTOP): connections stay open but nothing answers. It returns
+// once the kernel reports the process stopped: a signal is delivered asynchronously, and a
+// loaded machine once let a request through right after kill(2) returned.
+func (p *Process) Pause() error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := p.Pid()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not stop within 5s of SIGSTOP", p.Name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// allStopped reports whether every thread of process pid is stopped (state T in
+// /proc/<pid>/task/<tid>/stat: "tid (comm) T ...", the state after the last ')').
+func allStopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume lets a paused server run again (SIGCONT).
 func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }

@@ -444,13 +444,14 @@ func testLockGivenUpLeavesNothing(e *env) {
 	slow, direct := e.openAt([]string{addr}), e.open()
 	key := e.key("lock")
 	ls, ld := e.newLock(slow, key, "slow", longTTL), e.newLock(direct, key, "direct", longTTL)
-	// How long an uncontended Lock takes through the link (the second one: the first may set
-	// things up once): the requests of a Lock call lie within that span.
-	var full time.Duration
-	for range 2 {
+	// How long an uncontended Lock takes through the link (the quickest of three: the first
+	// may set things up once, and a loaded machine may stretch any): the requests of a Lock
+	// call lie within that span.
+	full := time.Duration(1<<63 - 1)
+	for range 3 {
 		start := time.Now()
 		e.lock(ls, "through the slow link")
-		full = time.Since(start)
+		full = min(full, time.Since(start))
 		e.unlock(ls, "through the slow link")
 	}
 	given := 0
