@@ -131,8 +131,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	lease.Status.ObservedGeneration = lease.Generation
 	if err := r.patchStatus(ctx, before, lease); err != nil {
 		if apierrors.IsConflict(err) && stepErr == nil {
-			// The cache has not caught up with our previous status write yet; that write's
-			// watch event is filtered out (status only), so come back shortly.
+			// The cache has not caught up with our previous status write yet; come back
+			// shortly (that write's own event brings a reconcile too, see SetupWithManager).
 			ctrl.LoggerFrom(ctx).V(1).Info("status changed since it was read; retrying")
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}

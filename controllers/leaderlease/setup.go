@@ -5,6 +5,7 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -37,9 +38,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, skipNameValidation bool)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("leaderlease").
-		// Status patches and metadata changes (labels, our finalizer) need no reconcile; a
-		// deletion bumps the generation.
-		For(&kvopv1.LeaderLease{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Spec changes (a deletion bumps the generation too) and status changes: a reconcile
+		// that read the lease from a cache not yet holding our last status write finds nothing
+		// to change and writes nothing, so the write's own event must bring one more reconcile,
+		// which compares what the follower sees now with the status as written. Metadata
+		// changes (labels, our finalizer) need none.
+		For(&kvopv1.LeaderLease{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, statusChanged))).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.leasesInNamespace),
 			builder.WithPredicates(podChanged)).
 		Watches(&kvopv1.KVEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.leasesOfEndpoint),
@@ -90,6 +95,14 @@ var podChanged = predicate.Funcs{
 		return isCandidate(old) != isCandidate(cur) ||
 			(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) ||
 			!maps.Equal(old.Labels, cur.Labels)
+	},
+}
+
+// statusChanged passes LeaderLease updates whose status differs.
+var statusChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, cur := e.ObjectOld.(*kvopv1.LeaderLease), e.ObjectNew.(*kvopv1.LeaderLease)
+		return !equality.Semantic.DeepEqual(old.Status, cur.Status)
 	},
 }
 
