@@ -350,6 +350,10 @@ func call[T any](s *Store, ctx context.Context, fn func() (T, error)) (T, error)
 // awaitReady waits until requests may be sent: the connection has a session, and resyncDelay
 // has passed since a reconnect. It ends with errTimeout when timeout fires first.
 func (s *Store) awaitReady(ctx context.Context, timeout <-chan time.Time) error {
+	// Every request comes here: while connected, answer without taking stateMu.
+	if at := s.readyAt.Load(); at != 0 && time.Now().UnixNano() >= at {
+		return nil
+	}
 	for {
 		changed := s.stateChanged()
 		var wait <-chan time.Time
