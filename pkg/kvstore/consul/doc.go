@@ -39,8 +39,11 @@
 // key's TTL raised to the server's session_ttl_min (10 s by default; the store learns a
 // server's floor from its first refusal) and capped at Consul's 24 h. Writing the key again
 // with the same TTL renews that session (a refresh); KeepAlive renews it in the background
-// every TTL/2. A session renewal is not a write: KeepAlive refreshes neither move LastIndex
-// nor wake watchers. A Put without TTL or a Delete destroys the session.
+// every TTL/2. While no server answers, KeepAlive keeps trying (at least every second) until
+// the session is known to be gone: a renewal that gets through after a long leader election
+// still saves the key, since the new leader restarts every session's timer. A session renewal
+// is not a write: KeepAlive refreshes neither move LastIndex nor wake watchers. A Put without
+// TTL or a Delete destroys the session.
 //
 // Bound: Consul expires a session up to 2 × its TTL after the last renewal, so a TTL key that
 // is not refreshed is gone within 2 × max(TTL, session_ttl_min) + 1s of its last write:

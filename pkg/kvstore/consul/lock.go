@@ -129,7 +129,7 @@ func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) {
 	h.wg.Add(2)
 	for _, f := range []func(){
 		func() {
-			if err := s.renewLoop(hctx, session, sessTTL); err != nil {
+			if err := s.renewLoop(hctx, session, sessTTL, sessTTL); err != nil {
 				lose()
 			}
 		},

@@ -108,10 +108,14 @@ func (s *store) destroySession(ctx context.Context, id string) error {
 	})
 }
 
-// renewLoop renews a session every ttl/2 until ctx is done. It returns errSessionGone when the
-// server no longer knows the session, and another error when no renewal succeeded for ttl
-// (the server may expire it from then on, so its holder must consider it lost).
-func (s *store) renewLoop(ctx context.Context, id string, ttl time.Duration) error {
+// renewLoop renews a session every ttl/2 until ctx is done or the server no longer knows the
+// session (errSessionGone). With patience > 0 it also gives up, returning the last error, once
+// no renewal has succeeded for that long: a lock holder must then count its lock as lost,
+// because the server may expire the session from then on. With patience 0 (KeepAlive keys) it
+// never gives up while the session may live: Consul keeps a session for 2 × TTL after its last
+// renewal and a newly elected leader restarts every session's timer, so a renewal that
+// succeeds after a long election still saves the key.
+func (s *store) renewLoop(ctx context.Context, id string, ttl, patience time.Duration) error {
 	lastOK := time.Now()
 	wait := ttl / 2
 	for {
@@ -128,12 +132,15 @@ func (s *store) renewLoop(ctx context.Context, id string, ttl time.Duration) err
 			return nil
 		case errors.Is(err, errSessionGone):
 			return err
-		case time.Since(lastOK) >= ttl:
+		case patience > 0 && time.Since(lastOK) >= patience:
 			return err
 		default:
-			// The server is unreachable: retry soon, but never past the point where the
-			// session could expire unnoticed.
-			wait = min(time.Second, ttl/4, max(ttl-time.Since(lastOK), time.Millisecond))
+			// No server answered: retry soon, and with patience never past the point where
+			// the session could expire unnoticed.
+			wait = min(time.Second, ttl/4)
+			if patience > 0 {
+				wait = min(wait, max(patience-time.Since(lastOK), time.Millisecond))
+			}
 		}
 	}
 }

@@ -104,7 +104,7 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 	if opts.KeepAlive {
 		kctx, stop := context.WithCancel(s.ctx)
 		entry.stop = stop
-		if !s.spawn(func() { _ = s.renewLoop(kctx, session, sessTTL) }) {
+		if !s.spawn(func() { _ = s.renewLoop(kctx, session, sessTTL, 0) }) {
 			stop()
 		}
 	}
