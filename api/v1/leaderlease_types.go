@@ -90,6 +90,18 @@ type LeaderLeaseStatus struct {
 	// Key is the election key in the store (prefix included).
 	// +optional
 	Key string `json:"key,omitempty"`
+
+	// LeaderLabel is the label key kvop last set on the candidate pods (managed mode). When
+	// spec.leaderLabel changes, kvop removes this key from LabelledPods.
+	// +optional
+	LeaderLabel string `json:"leaderLabel,omitempty"`
+
+	// LabelledPods names the pods that carry LeaderLabel as kvop set it, sorted. A pod that
+	// leaves the selector, or every pod when the lease turns to observe mode, has the label
+	// removed, so that no Service selecting the leader keeps a pod kvop no longer manages.
+	// +optional
+	// +listType=set
+	LabelledPods []string `json:"labelledPods,omitempty"`
 }
 
 // LeaderLease is an election over one key of a KV store; the leader is shown in status and, in

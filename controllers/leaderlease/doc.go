@@ -43,9 +43,12 @@
 // patch). While nobody holds the lease — the milliseconds of a handover, a restart of kvop, a
 // store outage — a Ready candidate's label is left as it is rather than flapped, so a Service
 // that selects the leader keeps its endpoint through a kvop restart; a pod that stops being a
-// Ready candidate gets "false" at once. Pods that leave the selector keep their label (another
-// LeaderLease may share the label key). Deleting the LeaderLease removes the label key from its
-// candidate pods. Observe mode never labels.
+// Ready candidate gets "false" at once. Status records the label key and the pods carrying it
+// (status.leaderLabel, status.labelledPods), so that kvop takes the label off a pod that leaves
+// the selector, off every pod when spec.leaderLabel changes or the lease turns to observe mode
+// (which never labels), and off all of them when the LeaderLease is deleted. Pods kvop did not
+// label keep whatever they carry, so two LeaderLeases must not share a label key on the same
+// pods.
 //
 // # Status
 //

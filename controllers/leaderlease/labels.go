@@ -3,10 +3,14 @@ package leaderlease
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kvopv1 "github.com/kvop/kvop/api/v1"
 )
 
 // isCandidate reports whether a pod (matching the selector) campaigns: Ready and not
@@ -87,4 +91,55 @@ func (r *Reconciler) setPodLabel(ctx context.Context, pod *corev1.Pod, label, va
 func hasLabel(pod *corev1.Pod, label string) bool {
 	_, ok := pod.Labels[label]
 	return ok
+}
+
+// unlabelStale removes the leader label kvop set earlier (status.leaderLabel on
+// status.labelledPods) from the pods it no longer manages under that key: every one of them
+// when the key changed or the lease turned to observe mode (managed nil), otherwise those that
+// left the selector. A stale "true" would keep a pod behind a Service that selects the leader.
+func (r *Reconciler) unlabelStale(ctx context.Context, lease *kvopv1.LeaderLease, managed []corev1.Pod, label string) error {
+	old := lease.Status.LeaderLabel
+	if old == "" {
+		return nil
+	}
+	still := map[string]bool{}
+	if old == label {
+		for i := range managed {
+			still[managed[i].Name] = true
+		}
+	}
+	for _, name := range lease.Status.LabelledPods {
+		if still[name] {
+			continue
+		}
+		var pod corev1.Pod
+		err := r.Get(ctx, types.NamespacedName{Namespace: lease.Namespace, Name: name}, &pod)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return fmt.Errorf("reading pod %s to remove its leader label: %w", name, err)
+		}
+		if hasLabel(&pod, old) {
+			if err := r.setPodLabel(ctx, &pod, old, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordLabelled notes in status which pods carry the leader label now (label "" and pods nil:
+// none), so that a later reconcile can take it off again.
+func recordLabelled(st *kvopv1.LeaderLeaseStatus, label string, pods []corev1.Pod) {
+	st.LeaderLabel, st.LabelledPods = label, nil
+	for i := range pods {
+		if hasLabel(&pods[i], label) {
+			st.LabelledPods = append(st.LabelledPods, pods[i].Name)
+		}
+	}
+	slices.Sort(st.LabelledPods)
+	if len(st.LabelledPods) == 0 {
+		st.LeaderLabel = ""
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -501,4 +502,123 @@ func transitionsMetric(t *testing.T, ns string) float64 {
 		}
 	}
 	return 0
+}
+
+// The leader label follows the spec: a new spec.leaderLabel moves the label to the new key and
+// takes the old one off; a pod that leaves the selector loses the label; observe mode takes
+// every label kvop set off again; deleting the lease takes off what is left.
+func TestLabelsFollowSpec(t *testing.T) {
+	tg := backendtest.Get(t, kvstore.Etcd)
+	e := newEnv(t, tg)
+	names := []string{"pod-a", "pod-b", "pod-c"}
+	e.createPods(names...)
+	e.createLease(true)
+	lease := e.waitLeaderLabelled(waitLong, names, "")
+	if lease.Status.LeaderLabel != leaderLabel || !slices.Equal(lease.Status.LabelledPods, names) {
+		t.Fatalf("status: leaderLabel %q, labelledPods %v; want %q on %v", lease.Status.LeaderLabel, lease.Status.LabelledPods, leaderLabel, names)
+	}
+	ctx := context.Background()
+	update := func(change func(*kvopv1.LeaderLease)) {
+		t.Helper()
+		l := e.lease()
+		change(l)
+		if err := operatortest.Client.Update(ctx, l); err != nil {
+			t.Fatalf("updating the LeaderLease: %v", err)
+		}
+	}
+	podLabels := func() map[string]map[string]string {
+		var pods corev1.PodList
+		if err := operatortest.Client.List(ctx, &pods, client.InNamespace(e.ns)); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]string{}
+		for _, p := range pods.Items {
+			out[p.Name] = p.Labels
+		}
+		return out
+	}
+	// leaderOnly checks that the leader pods carry key as leader/other and no pod carries gone.
+	leaderOnly := func(key, gone string, pods []string) func() (bool, string) {
+		return func() (bool, string) {
+			l, all := e.lease(), podLabels()
+			for name, labels := range all {
+				if _, ok := labels[gone]; ok && gone != "" {
+					return false, fmt.Sprintf("pod %s still carries %s: %v", name, gone, all)
+				}
+			}
+			for _, name := range pods {
+				want := "false"
+				if name == l.Status.Leader {
+					want = "true"
+				}
+				if all[name][key] != want {
+					return false, fmt.Sprintf("leader %q; want %s=%s on %s: %v", l.Status.Leader, key, want, name, all)
+				}
+			}
+			if l.Status.LeaderLabel != key || !slices.Equal(l.Status.LabelledPods, pods) {
+				return false, fmt.Sprintf("status: leaderLabel %q, labelledPods %v", l.Status.LeaderLabel, l.Status.LabelledPods)
+			}
+			return true, ""
+		}
+	}
+
+	const newKey = "example.com/primary"
+	update(func(l *kvopv1.LeaderLease) { l.Spec.LeaderLabel = newKey })
+	operatortest.Eventually(t, waitLong, leaderOnly(newKey, leaderLabel, names))
+
+	// The leader leaves the selector: it loses the label and another pod leads.
+	leader := e.lease().Status.Leader
+	var pod corev1.Pod
+	if err := operatortest.Client.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: leader}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Labels["app"] = "retired"
+	if err := operatortest.Client.Update(ctx, &pod); err != nil {
+		t.Fatal(err)
+	}
+	rest := others(names, leader)
+	operatortest.Eventually(t, waitLong, func() (bool, string) {
+		if _, ok := podLabels()[leader][newKey]; ok {
+			return false, fmt.Sprintf("%s left the selector but still carries %s", leader, newKey)
+		}
+		return leaderOnly(newKey, "", rest)()
+	})
+
+	// Observe mode labels nothing.
+	update(func(l *kvopv1.LeaderLease) { l.Spec.Candidates = nil })
+	operatortest.Eventually(t, waitLong, func() (bool, string) {
+		l, all := e.lease(), podLabels()
+		for name, labels := range all {
+			if _, ok := labels[newKey]; ok {
+				return false, fmt.Sprintf("observe mode: pod %s still carries %s", name, newKey)
+			}
+		}
+		return l.Status.LeaderLabel == "" && len(l.Status.LabelledPods) == 0, fmt.Sprintf("status: %q %v", l.Status.LeaderLabel, l.Status.LabelledPods)
+	})
+
+	// Back to managed mode, then the lease is deleted: every label kvop set goes.
+	update(func(l *kvopv1.LeaderLease) {
+		l.Spec.Candidates = &kvopv1.Candidates{Selector: metav1.LabelSelector{MatchLabels: candidateLabels}}
+	})
+	operatortest.Eventually(t, waitLong, leaderOnly(newKey, "", rest))
+	// The retired pod rejoins: labelled again.
+	if err := operatortest.Client.Get(ctx, client.ObjectKeyFromObject(&pod), &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Labels["app"] = "worker"
+	if err := operatortest.Client.Update(ctx, &pod); err != nil {
+		t.Fatal(err)
+	}
+	operatortest.Eventually(t, waitLong, leaderOnly(newKey, "", names))
+	if err := operatortest.Client.Delete(ctx, e.lease()); err != nil {
+		t.Fatal(err)
+	}
+	operatortest.Eventually(t, waitLong, func() (bool, string) {
+		for name, labels := range podLabels() {
+			if _, ok := labels[newKey]; ok {
+				return false, fmt.Sprintf("lease deleted: pod %s still carries %s", name, newKey)
+			}
+		}
+		return true, ""
+	})
 }

@@ -241,16 +241,35 @@ func (r *Reconciler) observe(_ context.Context, p *pass) (bool, error) {
 	return false, nil
 }
 
-// labelCandidates moves the leader label to the leader pod (managed mode).
+// labelCandidates moves the leader label to the leader pod (managed mode), after taking it off
+// the pods kvop no longer manages; observe mode only takes off what managed mode set.
 func (r *Reconciler) labelCandidates(ctx context.Context, p *pass) (bool, error) {
-	if !p.managed || !p.obs.synced || p.rtctx.Err() != nil {
-		return false, nil // observe mode, or the leader is not known (yet / any more)
+	if p.rtctx.Err() != nil {
+		return false, nil
 	}
-	return false, r.labelPods(ctx, p.pods, leaderLabel(p.lease), p.obs.leader)
+	if !p.managed {
+		if err := r.unlabelStale(ctx, p.lease, nil, ""); err != nil {
+			return false, err
+		}
+		recordLabelled(&p.lease.Status, "", nil)
+		return false, nil
+	}
+	if !p.obs.synced {
+		return false, nil // the leader is not known (yet / any more)
+	}
+	label := leaderLabel(p.lease)
+	if err := r.unlabelStale(ctx, p.lease, p.pods, label); err != nil {
+		return false, err
+	}
+	if err := r.labelPods(ctx, p.pods, label, p.obs.leader); err != nil {
+		return false, err
+	}
+	recordLabelled(&p.lease.Status, label, p.pods)
+	return false, nil
 }
 
 // finalize stops the election (every campaign releases the key), removes the leader label from
-// the candidate pods and then the finalizer.
+// the candidate pods and from those status lists as labelled, and then the finalizer.
 func (r *Reconciler) finalize(ctx context.Context, lease *kvopv1.LeaderLease) error {
 	nn := client.ObjectKeyFromObject(lease)
 	stopped := r.rt.stop(nn)
@@ -277,6 +296,10 @@ func (r *Reconciler) finalize(ctx context.Context, lease *kvopv1.LeaderLease) er
 				}
 			}
 		}
+	}
+	// And the pods that carry it but left the selector, or carry an earlier label key.
+	if err := r.unlabelStale(ctx, lease, nil, ""); err != nil {
+		return err
 	}
 	forgetMetrics(nn)
 	before := lease.DeepCopy()
