@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -80,4 +81,67 @@ func rawOps(b *testing.B, srv *testservers.Server) kvtest.Ops {
 			return err
 		},
 	}
+}
+
+// BenchmarkKeepAliveKeys writes KeepAlive TTL keys (registrations) and reports the sessions
+// they cost, which is the renewal load while they live (one renewal per session every TTL/2).
+// kvop shares one session among the KeepAlive keys of a TTL; "raw-session-per-key" is the
+// usual way with consul/api (libkv's): a session of its own per key, acquired with the key.
+func BenchmarkKeepAliveKeys(b *testing.B) {
+	srv := testservers.Consul(b)
+	ctx := context.Background()
+	const ttl = 30 * time.Second
+	countSessions := func(b *testing.B) int {
+		transport := &http.Transport{}
+		defer transport.CloseIdleConnections()
+		c, err := api.NewClient(&api.Config{Address: srv.Addr, HttpClient: &http.Client{Transport: transport}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		list, _, err := c.Session().List(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return len(list)
+	}
+	b.Run("kvop", func(b *testing.B) {
+		st, err := kvstore.New(ctx, kvstore.Consul, srv.Endpoints(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		before := countSessions(b)
+		opts := &kvstore.WriteOptions{TTL: ttl, KeepAlive: true}
+		for i := 0; b.Loop(); i++ {
+			if err := st.Put(ctx, fmt.Sprintf("bench/kept/kvop/%d", i), []byte("v"), opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(countSessions(b)-before), "sessions")
+	})
+	b.Run("raw-session-per-key", func(b *testing.B) {
+		transport := &http.Transport{MaxIdleConnsPerHost: 64}
+		defer transport.CloseIdleConnections()
+		c, err := api.NewClient(&api.Config{Address: srv.Addr, Transport: transport, HttpClient: &http.Client{Transport: transport}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := countSessions(b)
+		var ids []string
+		for i := 0; b.Loop(); i++ {
+			id, _, err := c.Session().CreateNoChecks(&api.SessionEntry{TTL: ttl.String(), Behavior: api.SessionBehaviorDelete, LockDelay: time.Millisecond}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+			ok, _, err := c.KV().Acquire(&api.KVPair{Key: fmt.Sprintf("bench/kept/raw/%d", i), Value: []byte("v"), Session: id}, nil)
+			if err != nil || !ok {
+				b.Fatalf("acquire: %v, %v", ok, err)
+			}
+		}
+		b.ReportMetric(float64(countSessions(b)-before), "sessions")
+		for _, id := range ids {
+			_, _ = c.Session().Destroy(id, nil)
+		}
+	})
 }

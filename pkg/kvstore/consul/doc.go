@@ -34,16 +34,18 @@
 //
 // # TTL keys
 //
-// A TTL key is bound (transaction [delete, lock]) to a session of its own with behavior
-// "delete", so Consul deletes the key when the session expires. The session's TTL is the
-// key's TTL raised to the server's session_ttl_min (10 s by default; the store learns a
-// server's floor from its first refusal) and capped at Consul's 24 h. Writing the key again
-// with the same TTL renews that session (a refresh); KeepAlive renews it in the background
-// every TTL/2. While no server answers, KeepAlive keeps trying (at least every second) until
-// the session is known to be gone: a renewal that gets through after a long leader election
-// still saves the key, since the new leader restarts every session's timer. A session renewal
-// is not a write: KeepAlive refreshes neither move LastIndex nor wake watchers. A Put without
-// TTL or a Delete destroys the session.
+// A TTL key is bound (transaction [delete, lock]) to a session with behavior "delete", so
+// Consul deletes the key when the session expires. The session's TTL is the key's TTL raised
+// to the server's session_ttl_min (10 s by default; the store learns a server's floor from its
+// first refusal) and capped at Consul's 24 h. A key without KeepAlive has a session of its
+// own, and writing it again with the same TTL renews that session (a refresh). KeepAlive keys
+// of one TTL share one session per store, renewed in the background every TTL/2 and destroyed
+// with its last key: a thousand registrations cost one session, not a thousand. While no
+// server answers, the renewal keeps trying (at least every second) until the session is known
+// to be gone: a renewal that gets through after a long leader election still saves the keys,
+// since the new leader restarts every session's timer. A session renewal is not a write:
+// KeepAlive refreshes neither move LastIndex nor wake watchers. A Put without TTL or a Delete
+// unbinds the key and lets go of its session.
 //
 // Bound: Consul expires a session up to 2 × its TTL after the last renewal, so a TTL key that
 // is not refreshed is gone within 2 × max(TTL, session_ttl_min) + 1s of its last write:

@@ -37,9 +37,13 @@ type store struct {
 	// always matches what the last write on that key did.
 	keyMu [256]sync.Mutex
 
+	// keptMu serialises the creation of shared KeepAlive sessions (it is taken before mu).
+	keptMu sync.Mutex
+
 	mu        sync.Mutex
 	closed    bool
 	ttlKeys   map[string]*ttlKey
+	kept      map[time.Duration]*keptSession // shared sessions of KeepAlive keys, by TTL asked
 	lastSweep time.Time
 	holdings  map[*holding]struct{}
 	keepers   map[string]*keeper // catalog services whose checks this store keeps passing, by ID
@@ -62,6 +66,7 @@ func Open(ctx context.Context, addrs []string, cfg *kvstore.Config) (kvstore.Sto
 		cfg:      &c,
 		addrs:    append([]string(nil), addrs...),
 		ttlKeys:  map[string]*ttlKey{},
+		kept:     map[time.Duration]*keptSession{},
 		holdings: map[*holding]struct{}{},
 	}
 	s.transport = newTransport(&c)

@@ -12,14 +12,27 @@ import (
 	"github.com/kvop/kvop/pkg/kvstore"
 )
 
-// ttlKey is the session behind a TTL key this store wrote. Each TTL key has a session of its
-// own: one key's refreshes must not keep another key alive.
+// ttlKey is the session behind a TTL key this store wrote. A TTL key without KeepAlive has a
+// session of its own: one key's refreshes must not keep another key alive. KeepAlive keys of
+// one TTL share a session (keptSession): they are all kept alive anyway.
 type ttlKey struct {
 	session string
-	ttl     time.Duration      // the TTL the caller asked for
-	sessTTL time.Duration      // the TTL the session has (raised to the server's floor)
-	written time.Time          // last write or refresh
-	stop    context.CancelFunc // ends the keep-alive; nil without KeepAlive
+	ttl     time.Duration // the TTL the caller asked for
+	sessTTL time.Duration // the TTL the session has (raised to the server's floor)
+	written time.Time     // last write or refresh
+	kept    *keptSession  // the shared session of a KeepAlive key; nil without KeepAlive
+}
+
+// keptSession is the session the KeepAlive keys of one TTL share, renewed by one goroutine, so
+// that a thousand registrations cost one session and one renewal every TTL/2 rather than a
+// thousand. It is destroyed when its last key goes. Should it expire (no renewal got through
+// for Consul's 2 × TTL), Consul deletes its keys and the next KeepAlive write starts a new one.
+type keptSession struct {
+	id      string
+	ttl     time.Duration // the TTL asked for: the store's map key
+	sessTTL time.Duration
+	refs    int // keys bound or being bound to it; guarded by store.mu
+	stop    context.CancelFunc
 }
 
 // lockDelayRetries bounds how often a TTL write is retried while the key is in a lock-delay
@@ -43,8 +56,10 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 	var (
 		session string
 		sessTTL time.Duration
+		created string       // a session of its own, made for this write
+		kept    *keptSession // or the shared one, with a reference taken for this key
 	)
-	if old != nil && old.ttl == opts.TTL {
+	if !opts.KeepAlive && old != nil && old.kept == nil && old.ttl == opts.TTL {
 		// Renew before writing: the key's expiry clock restarts with this write.
 		err := s.renewSession(ctx, old.session)
 		switch {
@@ -54,16 +69,20 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 			return nil, nil, err
 		}
 	}
-	created := ""
 	var result *api.KVPair
 	for attempt := 0; ; attempt++ {
 		if session == "" {
 			var err error
-			session, sessTTL, err = s.createSession(ctx, "kvop ttl "+key, opts.TTL)
+			if opts.KeepAlive {
+				if kept, err = s.keptSessionFor(ctx, opts.TTL); err == nil {
+					session, sessTTL = kept.id, kept.sessTTL
+				}
+			} else if session, sessTTL, err = s.createSession(ctx, "kvop ttl "+key, opts.TTL); err == nil {
+				created = session
+			}
 			if err != nil {
 				return nil, nil, err
 			}
-			created = session
 		}
 		ops := api.KVTxnOps{}
 		if check != nil {
@@ -81,7 +100,12 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 		if err == nil && attempt < lockDelayRetries {
 			switch {
 			case sessionGone(failed) && created != session:
-				// The reused session expired between renewal and write: start a new one.
+				// The reused or shared session expired meanwhile: start a new one.
+				if kept != nil {
+					s.retireKept(kept)
+					s.unrefKept(ctx, kept)
+					kept = nil
+				}
 				session, retry = "", true
 			case strings.Contains(failed.what, "lock delay"):
 				retry = sleepCtx(ctx, 5*time.Millisecond) == nil
@@ -90,8 +114,12 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 		if retry {
 			continue
 		}
+		// The session holds no key of this write.
 		if created != "" {
-			_ = s.destroySession(ctx, created) // unused: it holds no key
+			_ = s.destroySession(ctx, created)
+		}
+		if kept != nil {
+			s.unrefKept(ctx, kept)
 		}
 		if err == nil && (check == nil || failed.op != 0) {
 			err = fmt.Errorf("binding the key to its session: %w", failed)
@@ -100,14 +128,7 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 		return nil, failed, err
 	}
 
-	entry := &ttlKey{session: session, ttl: opts.TTL, sessTTL: sessTTL, written: time.Now()}
-	if opts.KeepAlive {
-		kctx, stop := context.WithCancel(s.ctx)
-		entry.stop = stop
-		if !s.spawn(func() { _ = s.renewLoop(kctx, session, sessTTL, 0) }) {
-			stop()
-		}
-	}
+	entry := &ttlKey{session: session, ttl: opts.TTL, sessTTL: sessTTL, written: time.Now(), kept: kept}
 	s.mu.Lock()
 	s.ttlKeys[key] = entry
 	sweep := time.Since(s.lastSweep) > time.Minute
@@ -116,12 +137,7 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 	}
 	s.mu.Unlock()
 	if old != nil {
-		if old.stop != nil {
-			old.stop()
-		}
-		if old.session != session {
-			_ = s.destroySession(ctx, old.session) // it no longer holds the key
-		}
+		s.dropSession(ctx, old, session)
 	}
 	if sweep {
 		s.sweepTTLKeys()
@@ -129,21 +145,90 @@ func (s *store) writeTTL(ctx context.Context, key string, value []byte, check *a
 	return result, nil, nil
 }
 
-// forgetTTLKey ends the keep-alive and the session of key after a Put without TTL or a
-// Delete. The write has already unbound the key from the session, so destroying it is only
-// tidying up; if that fails the session expires on its own. The caller holds the stripe lock.
+// dropSession lets go of the session behind a key's earlier write e, which the key has left
+// (unless it is still the key's session, current): a key's own session is destroyed, a shared
+// one loses a reference. If destroying fails, the session expires on its own.
+func (s *store) dropSession(ctx context.Context, e *ttlKey, current string) {
+	switch {
+	case e.kept != nil:
+		s.unrefKept(ctx, e.kept)
+	case e.session != current:
+		_ = s.destroySession(ctx, e.session)
+	}
+}
+
+// keptSessionFor returns the shared session of the KeepAlive keys of ttl with a reference
+// taken, creating it and its renewal when there is none. keptMu makes concurrent first writes
+// share one session.
+func (s *store) keptSessionFor(ctx context.Context, ttl time.Duration) (*keptSession, error) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	s.mu.Lock()
+	if ks := s.kept[ttl]; ks != nil {
+		ks.refs++
+		s.mu.Unlock()
+		return ks, nil
+	}
+	s.mu.Unlock()
+	id, sessTTL, err := s.createSession(ctx, "kvop keepalive "+ttl.String(), ttl)
+	if err != nil {
+		return nil, err
+	}
+	kctx, stop := context.WithCancel(s.ctx)
+	ks := &keptSession{id: id, ttl: ttl, sessTTL: sessTTL, refs: 1, stop: stop}
+	renew := func() {
+		if err := s.renewLoop(kctx, id, sessTTL, 0); errors.Is(err, errSessionGone) {
+			s.retireKept(ks)
+		}
+	}
+	if !s.spawn(renew) {
+		stop()
+		_ = s.destroySession(ctx, id)
+		return nil, kvstore.ErrClosed
+	}
+	s.mu.Lock()
+	s.kept[ttl] = ks
+	s.mu.Unlock()
+	return ks, nil
+}
+
+// retireKept stops handing out a shared session that is gone; the keys that were bound to it
+// went with it, and their next KeepAlive write takes a new one.
+func (s *store) retireKept(ks *keptSession) {
+	s.mu.Lock()
+	if s.kept[ks.ttl] == ks {
+		delete(s.kept, ks.ttl)
+	}
+	s.mu.Unlock()
+}
+
+// unrefKept drops one key's reference to a shared session. The last one ends its renewal and
+// destroys it: no key is bound to it any more, so that deletes nothing.
+func (s *store) unrefKept(ctx context.Context, ks *keptSession) {
+	s.mu.Lock()
+	ks.refs--
+	last := ks.refs == 0
+	if last && s.kept[ks.ttl] == ks {
+		delete(s.kept, ks.ttl)
+	}
+	s.mu.Unlock()
+	if last {
+		ks.stop()
+		_ = s.destroySession(ctx, ks.id)
+	}
+}
+
+// forgetTTLKey lets go of the session of key after a Put without TTL or a Delete. The write
+// has already unbound the key from the session, so this is only tidying up. The caller holds
+// the stripe lock.
 func (s *store) forgetTTLKey(ctx context.Context, key string) {
 	s.mu.Lock()
 	e := s.ttlKeys[key]
 	delete(s.ttlKeys, key)
 	s.mu.Unlock()
-	if e == nil {
-		return
+	if e != nil {
+		s.dropSession(ctx, e, "")
 	}
-	if e.stop != nil {
-		e.stop()
-	}
-	_ = s.destroySession(ctx, e.session)
 }
 
 // ttlKeysBelow lists the TTL keys this store wrote below dir.
@@ -166,7 +251,7 @@ func (s *store) sweepTTLKeys() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, e := range s.ttlKeys {
-		if e.stop == nil && time.Since(e.written) > 2*e.sessTTL+time.Minute {
+		if e.kept == nil && time.Since(e.written) > 2*e.sessTTL+time.Minute {
 			delete(s.ttlKeys, k)
 		}
 	}
