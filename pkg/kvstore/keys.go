@@ -10,6 +10,9 @@ import (
 // same key on every backend. It fails with ErrInvalidKey for an empty key, a "." or ".." segment
 // (ZooKeeper and etcd v2 cannot store them, so no backend accepts them), or a NUL byte.
 func NormalizeKey(key string) (string, error) {
+	if isCanonical(key) {
+		return key, nil // the usual case (callers pass keys they got back): no allocation
+	}
 	segments := strings.Split(key, "/")
 	kept := segments[:0]
 	for _, s := range segments {
@@ -29,6 +32,29 @@ func NormalizeKey(key string) (string, error) {
 		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidKey, key)
 	}
 	return out, nil
+}
+
+// isCanonical reports whether NormalizeKey would return key unchanged: not empty, no leading,
+// trailing or doubled "/", no "." or ".." segment, no NUL byte.
+func isCanonical(key string) bool {
+	if key == "" {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(key); i++ {
+		if i < len(key) && key[i] != '/' {
+			if key[i] == 0 {
+				return false
+			}
+			continue
+		}
+		switch seg := key[start:i]; seg {
+		case "", ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // IsBelow reports whether the normalised key lies strictly below the normalised directory.

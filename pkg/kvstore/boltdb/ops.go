@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -71,7 +72,7 @@ func (s *store) Get(ctx context.Context, key string) (*kvstore.KVPair, error) {
 func (s *store) read(k string) (*kvstore.KVPair, error) {
 	var p *kvstore.KVPair
 	err := s.view(func(b *bolt.Bucket) error {
-		rec, ok, err := liveRecord(b, k, time.Now().UnixNano())
+		rec, ok, err := liveRecord(b, k, 0)
 		if ok {
 			p = rec.pair(k)
 		}
@@ -97,20 +98,28 @@ func (s *store) view(fn func(b *bolt.Bucket) error) error {
 }
 
 // liveRecord decodes the record at k in b without copying it (its value aliases bbolt memory,
-// valid only inside the transaction); ok is false when the key is absent or expired.
+// valid only inside the transaction); ok is false when the key is absent or expired at now
+// (unix nanoseconds; 0: the current time, read only for a record that has a deadline).
 func liveRecord(b *bolt.Bucket, k string, now int64) (rec record, ok bool, err error) {
-	raw := b.Get([]byte(k))
+	raw := b.Get(keyBytes(k))
 	if raw == nil {
 		return record{}, false, nil
 	}
 	if rec, err = decode(raw); err != nil {
 		return record{}, false, corruptErr([]byte(k))
 	}
+	if rec.expiry != 0 && now == 0 {
+		now = time.Now().UnixNano()
+	}
 	if rec.expired(now) {
 		return record{}, false, nil
 	}
 	return rec, true, nil
 }
+
+// keyBytes views k as bytes without copying, for bbolt lookups, which only compare the key
+// (a copy would be the one allocation a read does beyond bbolt's own).
+func keyBytes(k string) []byte { return unsafe.Slice(unsafe.StringData(k), len(k)) }
 
 // pair copies the record out of bbolt's memory (valid only inside the transaction). An empty
 // value stays a non-nil empty slice, so it is never mistaken for an absent one.
@@ -128,7 +137,7 @@ func (s *store) Exists(ctx context.Context, key string) (bool, error) {
 	var found bool
 	err = s.view(func(b *bolt.Bucket) error {
 		var err error
-		_, found, err = liveRecord(b, k, time.Now().UnixNano())
+		_, found, err = liveRecord(b, k, 0)
 		return err
 	})
 	if err != nil {

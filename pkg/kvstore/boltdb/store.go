@@ -93,44 +93,16 @@ func orBackground(ctx context.Context) context.Context {
 	return ctx
 }
 
-// normalize is kvstore.NormalizeKey plus bbolt's key size limit. A key that is already in
-// canonical form (the usual case: callers pass the keys they got back) is returned as it is,
-// which saves NormalizeKey's two allocations on every operation.
+// normalize is kvstore.NormalizeKey plus bbolt's key size limit.
 func normalize(key string) (string, error) {
-	k := key
-	if !isCanonical(key) {
-		var err error
-		if k, err = kvstore.NormalizeKey(key); err != nil {
-			return "", err
-		}
+	k, err := kvstore.NormalizeKey(key)
+	if err != nil {
+		return "", err
 	}
 	if len(k) > bolt.MaxKeySize {
 		return "", fmt.Errorf("%w: key is %d bytes, bbolt stores at most %d", kvstore.ErrInvalidKey, len(k), bolt.MaxKeySize)
 	}
 	return k, nil
-}
-
-// isCanonical reports whether kvstore.NormalizeKey would return key unchanged: not empty, no
-// leading, trailing or doubled "/", no "." or ".." segment, no NUL byte.
-func isCanonical(key string) bool {
-	if key == "" {
-		return false
-	}
-	start := 0
-	for i := 0; i <= len(key); i++ {
-		if i < len(key) && key[i] != '/' {
-			if key[i] == 0 {
-				return false
-			}
-			continue
-		}
-		switch seg := key[start:i]; seg {
-		case "", ".", "..":
-			return false
-		}
-		start = i + 1
-	}
-	return true
 }
 
 // Close ends this store's watches, keep-alives and locks (a held lock is released; a kept-alive
