@@ -32,6 +32,13 @@ type ttlTable struct {
 
 func (t *ttlTable) init() { t.entries = map[string]*ttlEntry{} }
 
+// has reports whether this store keeps a TTL entry for p.
+func (t *ttlTable) has(p string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.entries[p] != nil
+}
+
 // written records a successful write of p by this store.
 func (t *ttlTable) written(s *Store, p string, mzxid int64, ttl time.Duration, keepAlive bool, data []byte) {
 	t.mu.Lock()

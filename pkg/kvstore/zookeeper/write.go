@@ -58,7 +58,8 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 // (counts as absent), or a key; persistent or ephemeral (a TTL key). ZooKeeper cannot convert
 // between persistent and ephemeral, so such a write deletes and re-creates the node in one
 // transaction that is conditional on the version read. data is what the node holds for value
-// (encodeValue(value), or value itself for PutVerbatim).
+// (encodeValue(value), or value itself for PutVerbatim). With cond always (Put) the pair may
+// be nil: Put does not return it.
 func (s *Store) write(ctx context.Context, key, p string, value, data []byte, opts *kvstore.WriteOptions, cond condition, index uint64) (*kvstore.KVPair, error) {
 	var o kvstore.WriteOptions
 	if opts != nil {
@@ -81,7 +82,16 @@ func (s *Store) write(ctx context.Context, key, p string, value, data []byte, op
 		if err == nil && s.modeFits(written, o.TTL) {
 			return done(written)
 		}
-		if errors.Is(err, zk.ErrNoNode) {
+		if errors.Is(err, zk.ErrNoNode) && o.TTL == 0 && !s.ttls.has(p) {
+			// A new persistent key: Put wants no pair, and no TTL bookkeeping of this store
+			// needs the new node's Mzxid, so a plain create does (zcreateStat is a
+			// transaction of two writes). An entry in the table means a TTL write of this key
+			// may race with this one, whose bookkeeping needs this write's Mzxid (below).
+			_, err = s.zcreate(ctx, p, data, flags, s.acl())
+			if err == nil {
+				return nil, nil
+			}
+		} else if errors.Is(err, zk.ErrNoNode) {
 			written, err = s.zcreateStat(ctx, p, data, flags)
 			if err == nil {
 				return done(written)
