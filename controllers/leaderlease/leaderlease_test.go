@@ -119,6 +119,16 @@ func (e *env) labels() map[string]string {
 	return out
 }
 
+// electLeader creates three Ready candidate pods and a managed lease, and waits until one of
+// them leads and is labelled.
+func (e *env) electLeader() ([]string, *kvopv1.LeaderLease) {
+	e.t.Helper()
+	names := []string{"pod-a", "pod-b", "pod-c"}
+	e.createPods(names...)
+	e.createLease(true)
+	return names, e.waitLeaderLabelled(waitLong, names, "")
+}
+
 // waitLeaderLabelled waits until status names a leader among pods, that pod alone is
 // labelled "true" and every other pod in pods "false"; it returns the lease.
 func (e *env) waitLeaderLabelled(timeout time.Duration, pods []string, not string) *kvopv1.LeaderLease {
@@ -321,10 +331,7 @@ func TestObserveMode(t *testing.T) {
 func TestManagerRestartKeepsLeader(t *testing.T) {
 	tg := backendtest.Get(t, kvstore.Etcd)
 	e := newEnv(t, tg)
-	names := []string{"pod-a", "pod-b", "pod-c"}
-	e.createPods(names...)
-	e.createLease(true)
-	lease := e.waitLeaderLabelled(waitLong, names, "")
+	names, lease := e.electLeader()
 	leader, term, transitions := lease.Status.Leader, lease.Status.Term, lease.Status.Transitions
 
 	// Watch the leader's label through the restart.
@@ -444,10 +451,7 @@ func TestEndpointNotFound(t *testing.T) {
 func TestStoreReplacedKeepsLeader(t *testing.T) {
 	tg := backendtest.Get(t, kvstore.Etcd)
 	e := newEnv(t, tg)
-	names := []string{"pod-a", "pod-b", "pod-c"}
-	e.createPods(names...)
-	e.createLease(true)
-	lease := e.waitLeaderLabelled(waitLong, names, "")
+	names, lease := e.electLeader()
 	leader, term := lease.Status.Leader, lease.Status.Term
 	nn := types.NamespacedName{Namespace: e.ns, Name: endpointName}
 	generation := e.mgr.Pool.Get(nn).Generation
@@ -510,10 +514,7 @@ func transitionsMetric(t *testing.T, ns string) float64 {
 func TestLabelsFollowSpec(t *testing.T) {
 	tg := backendtest.Get(t, kvstore.Etcd)
 	e := newEnv(t, tg)
-	names := []string{"pod-a", "pod-b", "pod-c"}
-	e.createPods(names...)
-	e.createLease(true)
-	lease := e.waitLeaderLabelled(waitLong, names, "")
+	names, lease := e.electLeader()
 	if lease.Status.LeaderLabel != leaderLabel || !slices.Equal(lease.Status.LabelledPods, names) {
 		t.Fatalf("status: leaderLabel %q, labelledPods %v; want %q on %v", lease.Status.LeaderLabel, lease.Status.LabelledPods, leaderLabel, names)
 	}
