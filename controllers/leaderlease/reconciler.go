@@ -281,13 +281,13 @@ func (r *Reconciler) finalize(ctx context.Context, lease *kvopv1.LeaderLease) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	label := leaderLabel(lease)
+	var pods []corev1.Pod // the candidates, whose label goes first
 	if lease.Spec.Candidates != nil {
 		if sel, err := metav1.LabelSelectorAsSelector(&lease.Spec.Candidates.Selector); err == nil {
-			pods, err := r.candidatePods(ctx, lease.Namespace, sel)
-			if err != nil {
+			if pods, err = r.candidatePods(ctx, lease.Namespace, sel); err != nil {
 				return err
 			}
-			label := leaderLabel(lease)
 			for i := range pods {
 				if hasLabel(&pods[i], label) {
 					if err := r.setPodLabel(ctx, &pods[i], label, ""); err != nil {
@@ -297,8 +297,9 @@ func (r *Reconciler) finalize(ctx context.Context, lease *kvopv1.LeaderLease) er
 			}
 		}
 	}
-	// And the pods that carry it but left the selector, or carry an earlier label key.
-	if err := r.unlabelStale(ctx, lease, nil, ""); err != nil {
+	// Then the pods status lists that are not among them: they left the selector, or carry an
+	// earlier label key.
+	if err := r.unlabelStale(ctx, lease, pods, label); err != nil {
 		return err
 	}
 	forgetMetrics(nn)
